@@ -1,0 +1,5 @@
+"""The ``lgfn`` command line."""
+
+from lgfn.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,217 @@
+"""Lightning data modules that generate trajectories with the model being trained.
+
+The training "dataloader" is a stream of :class:`Trajectories` produced on demand in
+the main process, so every batch is sampled with the current weights (the model
+pulls batches itself in ``training_step(dataloader_iter)``; nothing is prefetched).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, IterableDataset
+
+from lgfn import registry
+from lgfn.data.replay import Replay
+from lgfn.data.trajectories import Trajectories
+from lgfn.registry import ComponentSpec
+from lgfn.samplers.beta import BetaSampler, Constant
+
+if TYPE_CHECKING:
+    from lgfn.module import GFlowNet
+
+
+class _Stream(IterableDataset):
+    """Wraps a data module's batch generator as an IterableDataset."""
+
+    def __init__(self, source: "SamplingDataModule") -> None:
+        self.source = source
+
+    def __iter__(self) -> Iterator[Trajectories]:
+        return self.source.batches()
+
+
+class SamplingDataModule(LightningDataModule):
+    """Shared machinery: β samplers, a seeded generator, and resumable state.
+
+    Args:
+        train_beta: P_train(β), the β of every gradient step on replayed/offline data.
+        batch_size: trajectories per gradient step on replayed/offline data.
+        steps_per_batch: K, gradient steps taken on each sampled batch.
+        seed: seed of this module's generator (per rank: seed + global rank).
+    """
+
+    def __init__(self, train_beta: ComponentSpec = "uniform", batch_size: int = 32, steps_per_batch: int = 1,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if batch_size < 1 or steps_per_batch < 1:
+            raise ValueError(f"batch_size and steps_per_batch must be >= 1, got {batch_size}, {steps_per_batch}")
+        self.train_beta: BetaSampler = registry.build("beta_sampler", train_beta)
+        self.batch_size = batch_size
+        self.steps_per_batch = steps_per_batch
+        self.seed = seed
+        self.round = 0
+        self.generator = torch.Generator()
+        self._seeded = False
+
+    # -- wiring -------------------------------------------------------------------------
+    @property
+    def model(self) -> "GFlowNet":
+        return self.trainer.lightning_module  # type: ignore[return-value]
+
+    def samplers(self) -> list[BetaSampler]:
+        return [self.train_beta]
+
+    def setup(self, stage: str) -> None:
+        if not self._seeded:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            self.generator.manual_seed(self.seed + rank)
+            self._seeded = True
+        if stage == "fit":
+            fixed = self.model.fixed_beta
+            if fixed is not None:  # an unconditional model is trained at its own β only
+                self.train_beta = Constant(fixed)
+                self._fix_beta(fixed)
+            samplers = self.samplers()
+            self.model.policy.conditioner.set_range(min(s.low for s in samplers), max(s.high for s in samplers))
+
+    def _fix_beta(self, beta: float) -> None:
+        """Subclasses with further samplers replace them too."""
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Stream(self), batch_size=None, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader([0], batch_size=None)  # one step: the model evaluates itself
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    # -- data -----------------------------------------------------------------------------
+    def batches(self) -> Iterator[Trajectories]:
+        raise NotImplementedError
+
+    def _repeat(self, traj: Trajectories) -> Iterator[Trajectories]:
+        for _ in range(self.steps_per_batch):
+            yield traj
+
+    def _replay_objects(self, x: torch.Tensor, log_reward: torch.Tensor, raw: torch.Tensor,
+                        progress: float) -> Trajectories:
+        """Fresh β from P_train for each object, and a trajectory to it drawn with P_B(·|β)."""
+        beta = self.train_beta.sample(len(x), self.generator, progress).to(self.model.device)
+        traj = self.model.sample_backward(x.to(self.model.device), beta, self.generator)
+        traj.log_reward, traj.raw_reward = log_reward.to(traj.beta.device), raw.to(traj.beta.device)
+        return traj
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"round": self.round, "generator": self.generator.get_state(), "seeded": self._seeded}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.round = state["round"]
+        self.generator.set_state(state["generator"])
+        self._seeded = state["seeded"]
+
+
+class OnlineData(SamplingDataModule):
+    """Algorithm 1, as the official code runs it. Each of ``rounds`` rounds:
+
+    1. draw M = ``samples_per_round`` β from P_exp and roll out M trajectories with
+       ε-uniform exploration, scored in one batched oracle call;
+    2. take K gradient steps on them at their β;
+    3. add them to the replay buffer D;
+    4. draw ``batch_size`` objects (or trajectories) from D, give each a fresh β from
+       P_train (and a trajectory drawn backwards with P_B(·|β)), and take K steps.
+
+    Args:
+        explore_beta: P_exp(β).
+        rounds: T, the number of rounds (the epoch ends after them).
+        samples_per_round: M.
+        epsilon: ε of the ε-uniform exploration.
+        replay: the buffer D (``prioritized``, ``uniform`` or ``fifo``).
+    """
+
+    def __init__(self, train_beta: ComponentSpec = "uniform", explore_beta: ComponentSpec = "uniform",
+                 rounds: int = 2000, samples_per_round: int = 32, batch_size: int = 32, steps_per_batch: int = 1,
+                 epsilon: float = 0.01, replay: ComponentSpec = "prioritized", seed: int = 0) -> None:
+        super().__init__(train_beta, batch_size, steps_per_batch, seed)
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        self.explore_beta: BetaSampler = registry.build("beta_sampler", explore_beta)
+        self.rounds = rounds
+        self.samples_per_round = samples_per_round
+        self.epsilon = epsilon
+        self.replay: Replay = registry.build("replay", replay)
+
+    def samplers(self) -> list[BetaSampler]:
+        return [self.train_beta, self.explore_beta]
+
+    def _fix_beta(self, beta: float) -> None:
+        self.explore_beta = Constant(beta)
+
+    def batches(self) -> Iterator[Trajectories]:
+        # ``round`` counts rounds whose every batch has been handed out, and is advanced just
+        # before a round's last batch, so a checkpoint taken after that step resumes exactly.
+        while self.round < self.rounds:
+            progress = self.round / self.rounds
+            beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
+            online = self.model.sample(beta.to(self.model.device), self.epsilon, self.generator)
+            self.replay.add(online)  # (3) before (2) changes nothing: a step does not touch the data
+            replay_step = self.replay.ready()
+            self.round += not replay_step
+            yield from self._repeat(online)
+            if replay_step:  # (4) after (2), so that P_B(·|β) samples with the updated weights
+                if self.replay.holds_trajectories:
+                    replayed = self.replay.draw(self.batch_size, self.generator).to(self.model.device)
+                    replayed.beta = self.train_beta.sample(len(replayed), self.generator, progress).to(self.model.device)
+                else:
+                    replayed = self._replay_objects(*self.replay.draw(self.batch_size, self.generator), progress)
+                self.round += 1
+                yield from self._repeat(replayed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "replay": self.replay.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.replay.load_state_dict(state["replay"])
+
+
+class OfflineData(SamplingDataModule):
+    """Training on a fixed set of objects: each step draws ``batch_size`` objects uniformly,
+    a β for each from P_train, and a trajectory to each drawn backwards with P_B(·|β).
+
+    Args:
+        rounds: number of batches (K steps each) before the epoch ends.
+        objects: the task's offline set (``task``), or a CSV/text file of object strings.
+    """
+
+    def __init__(self, train_beta: ComponentSpec = "uniform", rounds: int = 2000, batch_size: int = 32,
+                 steps_per_batch: int = 1, objects: str = "task", seed: int = 0) -> None:
+        super().__init__(train_beta, batch_size, steps_per_batch, seed)
+        self.rounds = rounds
+        self.objects = objects
+        self._data: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def _load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._data is None:
+            task = self.model.task
+            if self.objects == "task":
+                x = task.offline_objects()
+            else:
+                from lgfn.io import read_object_strings
+
+                x = task.from_strings(read_object_strings(self.objects))
+            raw = task.raw_reward(x)
+            self._data = (x, task.log_reward(raw), raw)
+        return self._data
+
+    def batches(self) -> Iterator[Trajectories]:
+        x, log_r, raw = self._load()
+        while self.round < self.rounds:
+            idx = torch.randint(len(x), (self.batch_size,), generator=self.generator)
+            traj = self._replay_objects(x[idx], log_r[idx], raw[idx], self.round / self.rounds)
+            self.round += 1
+            yield from self._repeat(traj)

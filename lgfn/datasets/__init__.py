@@ -1,0 +1,36 @@
+"""Task data files: where they are found, how they are fetched and verified."""
+
+from lgfn.datasets.files import (
+    CONVERTERS,
+    DataError,
+    RestrictedUnpickler,
+    UnsafePickleError,
+    cache_dir,
+    check,
+    content_sha256,
+    data_path,
+    data_root,
+    fetch,
+    file_sha256,
+    safe_load_pickle,
+)
+from lgfn.datasets.manifest import MANIFEST, TASK_FILES, DataFile, task_of
+
+__all__ = [
+    "CONVERTERS",
+    "MANIFEST",
+    "TASK_FILES",
+    "DataError",
+    "DataFile",
+    "RestrictedUnpickler",
+    "UnsafePickleError",
+    "cache_dir",
+    "check",
+    "content_sha256",
+    "data_path",
+    "data_root",
+    "fetch",
+    "file_sha256",
+    "safe_load_pickle",
+    "task_of",
+]

@@ -1,0 +1,71 @@
+"""The MDP interface every task's environment implements, on batches of states."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor
+
+
+class Env(ABC):
+    """A DAG-structured MDP whose states are rows of a long tensor ``[N, state_dim]``.
+
+    Forward action ``stop_action`` ends a trajectory and makes the current state the
+    object x; every other forward action has a backward action that undoes it.
+    Trajectories have at most ``max_steps`` forward actions, ``stop`` included.
+    """
+
+    state_dim: int
+    n_actions: int
+    n_bwd_actions: int
+    stop_action: int
+    max_steps: int
+    obs_dim: int
+
+    @abstractmethod
+    def initial(self, n: int, device: torch.device | None = None) -> Tensor:
+        """``n`` copies of the initial state s0."""
+
+    @abstractmethod
+    def forward_mask(self, states: Tensor) -> Tensor:
+        """Bool ``[N, n_actions]``: the actions valid in each state."""
+
+    @abstractmethod
+    def step(self, states: Tensor, actions: Tensor) -> Tensor:
+        """Children of ``states`` under non-stop forward ``actions``."""
+
+    @abstractmethod
+    def backward_mask(self, states: Tensor) -> Tensor:
+        """Bool ``[N, n_bwd_actions]``: the parents reachable from each state (none at s0)."""
+
+    @abstractmethod
+    def backward_step(self, states: Tensor, bwd_actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Parents of ``states`` and the forward actions that lead back to them."""
+
+    @abstractmethod
+    def bwd_action_of(self, states: Tensor, actions: Tensor) -> Tensor:
+        """The backward action that undoes forward ``actions`` taken from ``states``."""
+
+    @abstractmethod
+    def encode(self, states: Tensor) -> Tensor:
+        """Float features ``[N, obs_dim]`` for the networks."""
+
+    def is_initial(self, states: Tensor) -> Tensor:
+        """Bool ``[N]``: which states are s0."""
+        return ~self.backward_mask(states).any(dim=1)
+
+    # Exact evaluation needs an enumeration of the whole DAG; small MDPs provide it.
+    n_states: int | None = None
+
+    def all_states(self) -> Tensor:
+        """Every state, sorted by depth (steps from s0); only for enumerable MDPs."""
+        raise NotImplementedError(f"{type(self).__name__} is too large to enumerate")
+
+    def state_index(self, states: Tensor) -> Tensor:
+        """Index of each state in ``all_states()``."""
+        raise NotImplementedError(f"{type(self).__name__} is too large to enumerate")
+
+    def depth(self, states: Tensor) -> Tensor:
+        """Number of forward steps from s0 to each state."""
+        raise NotImplementedError

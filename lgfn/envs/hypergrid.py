@@ -1,0 +1,78 @@
+"""The d-dimensional hypergrid of side H (Bengio et al. 2021)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lgfn.envs.base import Env
+
+
+class HyperGrid(Env):
+    """From the origin, action i < d increments coordinate i; action d stops anywhere.
+
+    Backward action i decrements coordinate i. A state is its coordinate vector.
+    """
+
+    def __init__(self, ndim: int = 2, height: int = 8) -> None:
+        if ndim < 1 or height < 2:
+            raise ValueError(f"hypergrid needs ndim >= 1 and height >= 2, got ndim={ndim}, height={height}")
+        self.ndim, self.height = ndim, height
+        self.state_dim = ndim
+        self.n_actions = ndim + 1
+        self.n_bwd_actions = ndim
+        self.stop_action = ndim
+        self.max_steps = ndim * (height - 1) + 1
+        self.obs_dim = ndim * height
+        self.n_states = height**ndim
+        self._radix = height ** torch.arange(ndim - 1, -1, -1)
+
+    def initial(self, n: int, device: torch.device | None = None) -> Tensor:
+        return torch.zeros(n, self.ndim, dtype=torch.long, device=device)
+
+    def forward_mask(self, states: Tensor) -> Tensor:
+        grow = states < self.height - 1
+        return torch.cat([grow, torch.ones_like(grow[:, :1])], dim=1)
+
+    def step(self, states: Tensor, actions: Tensor) -> Tensor:
+        return states + F.one_hot(actions, self.n_actions)[:, : self.ndim]
+
+    def backward_mask(self, states: Tensor) -> Tensor:
+        return states > 0
+
+    def backward_step(self, states: Tensor, bwd_actions: Tensor) -> tuple[Tensor, Tensor]:
+        return states - F.one_hot(bwd_actions, self.ndim), bwd_actions
+
+    def bwd_action_of(self, states: Tensor, actions: Tensor) -> Tensor:
+        return actions
+
+    def encode(self, states: Tensor) -> Tensor:
+        return F.one_hot(states, self.height).flatten(1).float()
+
+    def all_states(self) -> Tensor:
+        grids = torch.meshgrid(*[torch.arange(self.height)] * self.ndim, indexing="ij")
+        states = torch.stack([g.flatten() for g in grids], dim=1)
+        return states[torch.argsort(states.sum(1), stable=True)]
+
+    def state_index(self, states: Tensor) -> Tensor:
+        # position in all_states(): rank by (depth, lexicographic index)
+        return self._order().to(states.device)[(states * self._radix.to(states.device)).sum(1)]
+
+    def _order(self) -> Tensor:
+        if not hasattr(self, "_order_cache"):
+            lex = (self.all_states() * self._radix).sum(1)
+            order = torch.empty_like(lex)
+            order[lex] = torch.arange(len(lex))
+            self._order_cache = order
+        return self._order_cache
+
+    def depth(self, states: Tensor) -> Tensor:
+        return states.sum(1)
+
+    def to_strings(self, states: Tensor) -> list[str]:
+        """Canonical object strings: coordinates joined by ':'."""
+        return [":".join(map(str, row)) for row in states.tolist()]
+
+    def from_strings(self, strings: list[str]) -> Tensor:
+        return torch.tensor([[int(v) for v in s.split(":")] for s in strings], dtype=torch.long)

@@ -1,0 +1,142 @@
+"""Fixed-length sequence MDPs over an alphabet of V tokens.
+
+A state is a row of L token slots, left-aligned, with the pad value V after the
+last token; the object x is a full row (length L).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lgfn.envs.base import Env
+
+ENUMERABLE_MAX_STATES = 250_000
+
+
+class _Sequence(Env):
+    """Shared state layout, encoding and enumeration of the two sequence MDPs."""
+
+    def __init__(self, vocab_size: int, length: int) -> None:
+        if vocab_size < 2 or length < 1:
+            raise ValueError(f"sequence MDP needs vocab_size >= 2 and length >= 1, got {vocab_size}, {length}")
+        self.vocab_size, self.length = vocab_size, length
+        self.pad = vocab_size
+        self.state_dim = length
+        self.max_steps = length + 1
+        self.obs_dim = length * vocab_size
+        total = sum(vocab_size**k for k in range(length + 1))
+        self.n_states = total if total <= ENUMERABLE_MAX_STATES else None
+        self._radix = vocab_size ** torch.arange(length - 1, -1, -1)
+        self._offsets = torch.tensor([sum(vocab_size**j for j in range(k)) for k in range(length + 1)])
+
+    def initial(self, n: int, device: torch.device | None = None) -> Tensor:
+        return torch.full((n, self.length), self.pad, dtype=torch.long, device=device)
+
+    def lengths(self, states: Tensor) -> Tensor:
+        return (states != self.pad).sum(1)
+
+    def depth(self, states: Tensor) -> Tensor:
+        return self.lengths(states)
+
+    def encode(self, states: Tensor) -> Tensor:
+        return F.one_hot(states, self.vocab_size + 1)[..., : self.vocab_size].flatten(1).float()
+
+    def _append(self, states: Tensor, tokens: Tensor) -> Tensor:
+        out = states.clone()
+        n = self.lengths(states).clamp(max=self.length - 1)
+        out[torch.arange(len(states), device=states.device), n] = tokens
+        return out
+
+    def _delete_last(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        out = states.clone()
+        rows = torch.arange(len(states), device=states.device)
+        last = (self.lengths(states) - 1).clamp(min=0)
+        removed = states[rows, last]
+        out[rows, last] = self.pad
+        return out, removed
+
+    def all_states(self) -> Tensor:
+        if self.n_states is None:
+            raise NotImplementedError(f"{self.vocab_size}^{self.length} sequences are too many to enumerate")
+        rows = [self.initial(1)]
+        for k in range(1, self.length + 1):
+            idx = torch.arange(self.vocab_size**k)
+            digits = (idx[:, None] // self.vocab_size ** torch.arange(k - 1, -1, -1)) % self.vocab_size
+            rows.append(torch.cat([digits, torch.full((len(idx), self.length - k), self.pad)], dim=1))
+        return torch.cat(rows)
+
+    def state_index(self, states: Tensor) -> Tensor:
+        n = self.lengths(states)
+        tokens = torch.where(states == self.pad, 0, states)
+        # left-aligned digits: shift so that a length-n state is an n-digit base-V number
+        lex = (tokens * self._radix.to(states.device)).sum(1) // (self.vocab_size ** (self.length - n))
+        return self._offsets.to(states.device)[n] + lex
+
+
+class PrependAppend(_Sequence):
+    """Prepend or append a token; stop only at full length (the official Logit-GFN MDP).
+
+    Forward actions: prepend t (t < V), append t (V <= a < 2V), stop (2V).
+    Backward actions: delete the first token (0) or the last (1).
+    """
+
+    def __init__(self, vocab_size: int, length: int) -> None:
+        super().__init__(vocab_size, length)
+        self.n_actions = 2 * vocab_size + 1
+        self.n_bwd_actions = 2
+        self.stop_action = 2 * vocab_size
+
+    def forward_mask(self, states: Tensor) -> Tensor:
+        full = (self.lengths(states) == self.length)[:, None]
+        return torch.cat([(~full).expand(-1, 2 * self.vocab_size), full], dim=1)
+
+    def step(self, states: Tensor, actions: Tensor) -> Tensor:
+        prepend = actions < self.vocab_size
+        tokens = actions % self.vocab_size
+        prepended = torch.cat([tokens[:, None], states[:, :-1]], dim=1)
+        return torch.where(prepend[:, None], prepended, self._append(states, tokens))
+
+    def backward_mask(self, states: Tensor) -> Tensor:
+        return (self.lengths(states) > 0)[:, None].expand(-1, 2)
+
+    def backward_step(self, states: Tensor, bwd_actions: Tensor) -> tuple[Tensor, Tensor]:
+        first = bwd_actions == 0
+        without_first = torch.cat([states[:, 1:], torch.full_like(states[:, :1], self.pad)], dim=1)
+        without_last, last = self._delete_last(states)
+        parents = torch.where(first[:, None], without_first, without_last)
+        actions = torch.where(first, states[:, 0], last + self.vocab_size)
+        return parents, actions
+
+    def bwd_action_of(self, states: Tensor, actions: Tensor) -> Tensor:
+        return (actions >= self.vocab_size).long()
+
+
+class AppendOnly(_Sequence):
+    """Autoregressive: append a token; stop only at full length.
+
+    Forward actions: append t (t < V), stop (V). Backward: delete the last token (0).
+    """
+
+    def __init__(self, vocab_size: int, length: int) -> None:
+        super().__init__(vocab_size, length)
+        self.n_actions = vocab_size + 1
+        self.n_bwd_actions = 1
+        self.stop_action = vocab_size
+
+    def forward_mask(self, states: Tensor) -> Tensor:
+        full = (self.lengths(states) == self.length)[:, None]
+        return torch.cat([(~full).expand(-1, self.vocab_size), full], dim=1)
+
+    def step(self, states: Tensor, actions: Tensor) -> Tensor:
+        return self._append(states, actions)
+
+    def backward_mask(self, states: Tensor) -> Tensor:
+        return (self.lengths(states) > 0)[:, None]
+
+    def backward_step(self, states: Tensor, bwd_actions: Tensor) -> tuple[Tensor, Tensor]:
+        return self._delete_last(states)
+
+    def bwd_action_of(self, states: Tensor, actions: Tensor) -> Tensor:
+        return torch.zeros_like(actions)

@@ -1,0 +1,67 @@
+"""What validation and ``lgfn test`` report, for any task, at every evaluation β."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from lgfn.metrics.exact import ExactEvaluation, evaluate_exact
+
+if TYPE_CHECKING:
+    from lgfn.module import GFlowNet
+
+EXACT_MAX_OBJECTS = 300_000
+
+
+def evaluate(model: "GFlowNet", stage: str) -> dict[str, float]:
+    """Sampled reward at each β and, for enumerable tasks, the exact L1 and log Z error."""
+    task = model.task
+    out: dict[str, float] = {}
+    generator = torch.Generator().manual_seed(0)  # the same evaluation draws at every call
+    for beta in model.hparams.eval_betas:
+        traj = model.sample_objects(model.hparams.eval_samples, beta, generator)
+        out[f"{stage}/mean_reward@{beta:g}"] = float(traj.raw_reward.mean())
+        out[f"{stage}/mean_log_reward@{beta:g}"] = float(traj.log_reward.mean())
+        if task.enumerable and task.env.n_states <= EXACT_MAX_OBJECTS:
+            ev = evaluate_exact(task, model.policy, beta)
+            out[f"{stage}/l1@{beta:g}"] = ev.l1
+            out[f"{stage}/log_z_error@{beta:g}"] = ev.log_z_error
+            _log_heatmap(model, stage, ev)
+    return out
+
+
+def _log_heatmap(model: "GFlowNet", stage: str, ev: ExactEvaluation) -> None:
+    """Learned vs target p(x|β) as a TensorBoard image, for 2-D grids."""
+    env = model.task.env
+    logger = model.logger
+    if getattr(env, "ndim", None) != 2 or logger is None or not hasattr(logger.experiment, "add_figure"):
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = grid_heatmaps(model.task, {"learned": ev.learned, "target": ev.target}, title=f"β = {ev.beta:g}, L1 = {ev.l1:.3f}")
+    logger.experiment.add_figure(f"{stage}/p_x@{ev.beta:g}", fig, global_step=model.global_step)
+    plt.close(fig)
+
+
+def grid_heatmaps(task, panels: dict[str, torch.Tensor], title: str = ""):  # noqa: ANN001, ANN201
+    """A row of H×H heatmaps of distributions over a 2-D grid's objects."""
+    import matplotlib.pyplot as plt
+
+    _, objects = task.terminal_objects()
+    h = task.env.height
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    vmax = max(float(p.max()) for p in panels.values())
+    for ax, (name, p) in zip(axes[0], panels.items()):
+        img = torch.zeros(h, h, dtype=torch.float64)
+        img[objects[:, 0], objects[:, 1]] = p.double()
+        ax.imshow(img.numpy(), cmap="viridis", vmin=0, vmax=vmax, origin="lower")
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,117 @@
+"""How β enters the GFlowNet.
+
+One class covers every conditioning type; the registry's YAML entries
+(``registry/conditioners/*.yaml``) name the presets:
+
+- ``none``: unconditional, trained and sampled at one fixed β.
+- ``layer``: an MLP embedding of β concatenated to the policy input.
+- ``thermometer``: ``layer`` on a clamped thermometer encoding of β.
+- ``logit``: Logit-GFN, P_F = softmax(α_θ(s, ·) / f_θ(β)) with a β-free α_θ.
+- ``logit_layer``: both: a β-aware α_θ whose logits are also scaled by f_θ(β).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from lgfn.models.nets import mlp
+
+BetaTransform = Literal["raw", "log"]
+
+
+def thermometer(beta: Tensor, n_bins: int, low: float, high: float) -> Tensor:
+    """Clamped thermometer code: bin i is the fraction of [b_i, b_i + gap] that β has passed."""
+    bins = torch.linspace(low, high, n_bins, device=beta.device)
+    gap = (high - low) / max(n_bins - 1, 1)
+    return ((beta[:, None] - bins) / gap).clamp(0.0, 1.0)
+
+
+def _transform(beta: Tensor, how: BetaTransform) -> Tensor:
+    return (beta.log() if how == "log" else beta)[:, None]
+
+
+class Conditioner(nn.Module):
+    """β-conditioning of the policy: an optional embedding, an optional logit temperature f_θ(β).
+
+    Args:
+        fixed_beta: unconditional model: the one β it is trained and sampled at.
+        layer: concatenate an embedding of β to the policy input.
+        thermometer_bins: > 0 encodes β as a clamped thermometer code of this many bins
+            (for the embedding and for Z(β)); its range is ``low``..``high``, taken from
+            the training β distributions when left unset.
+        logit_scaling: divide the policy logits by f_θ(β) > 0.
+        beta_transform: input of the embedding and of Z(β): β itself or log β.
+        scale_transform: input of f_θ: β or log β (log extrapolates f ≈ 1/β linearly).
+        hidden_dim, n_layers: size of the embedding and scaling nets.
+        embed_dim: size of the β embedding appended to the policy input.
+    """
+
+    def __init__(
+        self,
+        fixed_beta: float | None = None,
+        layer: bool = False,
+        thermometer_bins: int = 0,
+        logit_scaling: bool = False,
+        beta_transform: BetaTransform = "raw",
+        scale_transform: BetaTransform = "log",
+        hidden_dim: int = 32,
+        n_layers: int = 2,
+        embed_dim: int = 32,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> None:
+        super().__init__()
+        if fixed_beta is not None and (layer or logit_scaling or thermometer_bins):
+            raise ValueError("conditioner: fixed_beta (unconditional) cannot be combined with layer/logit/thermometer")
+        if fixed_beta is not None and fixed_beta <= 0:
+            raise ValueError(f"conditioner: fixed_beta must be positive, got {fixed_beta}")
+        for name, how in (("beta_transform", beta_transform), ("scale_transform", scale_transform)):
+            if how not in ("raw", "log"):
+                raise ValueError(f"conditioner: {name} must be 'raw' or 'log', got {how!r}")
+        self.fixed_beta = fixed_beta
+        self.layer = layer
+        self.thermometer_bins = thermometer_bins
+        self.logit_scaling = logit_scaling
+        self.beta_transform: BetaTransform = beta_transform
+        self.scale_transform: BetaTransform = scale_transform
+        self.register_buffer("beta_range", torch.tensor([low if low is not None else float("nan"),
+                                                         high if high is not None else float("nan")]))
+        self.feature_dim = thermometer_bins if thermometer_bins else 1
+        self.embed_dim = embed_dim if layer else 0
+        self.embed_net = mlp(self.feature_dim, hidden_dim, n_layers, embed_dim) if layer else None
+        self.scale_net = mlp(1, hidden_dim, n_layers, 1) if logit_scaling else None
+
+    @property
+    def conditional(self) -> bool:
+        return self.fixed_beta is None
+
+    def set_range(self, low: float, high: float) -> None:
+        """Fix the thermometer range from the training β distributions, unless configured."""
+        if torch.isnan(self.beta_range).any():
+            if high <= low:  # a constant β: give the code a non-empty range around it
+                low, high = low - 0.5, high + 0.5
+            self.beta_range.copy_(torch.tensor([low, high]))
+
+    def features(self, beta: Tensor) -> Tensor:
+        """The β input of Z(β), F(s, β) and the embedding: [N, feature_dim]."""
+        if self.fixed_beta is not None:
+            return torch.ones_like(beta)[:, None]
+        if self.thermometer_bins:
+            if torch.isnan(self.beta_range).any():
+                raise RuntimeError("thermometer conditioner has no β range: set low/high or train it first")
+            low, high = self.beta_range.tolist()
+            return thermometer(beta, self.thermometer_bins, low, high)
+        return _transform(beta, self.beta_transform)
+
+    def embedding(self, beta: Tensor) -> Tensor | None:
+        """The β embedding appended to the policy input, or None."""
+        return self.embed_net(self.features(beta)) if self.embed_net is not None else None
+
+    def temperature(self, beta: Tensor) -> Tensor | None:
+        """f_θ(β) > 0 as [N, 1], or None without logit scaling."""
+        if self.scale_net is None:
+            return None
+        return self.scale_net(_transform(beta, self.scale_transform)).clamp(-30.0, 30.0).exp()

@@ -1,0 +1,103 @@
+"""The GFlowNet's networks: forward policy α_θ, backward policy, Z_θ(β) and state flow F(s, β)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lgfn.envs.base import Env
+from lgfn.models.conditioners import Conditioner
+from lgfn.models.nets import mlp
+
+
+class Policy(nn.Module):
+    """All learned parts of a temperature-conditional GFlowNet over one environment.
+
+    Args:
+        env: the MDP (sizes, masks and state encoding).
+        conditioner: how β enters (embedding and/or logit scaling).
+        hidden_dim, n_layers: size of the policy (and flow) MLPs.
+        learned_backward: a learned P_B (conditioned like P_F), else uniform over parents.
+        state_flow: build F(s, β) for DB/SubTB.
+        logit_clip: clamp α_θ to [−c, c] before scaling (None: no clamp).
+        z_hidden_dim, z_layers: size of the Z_θ(β) net.
+    """
+
+    def __init__(
+        self,
+        env: Env,
+        conditioner: Conditioner,
+        hidden_dim: int = 128,
+        n_layers: int = 2,
+        learned_backward: bool = True,
+        state_flow: bool = False,
+        logit_clip: float | None = None,
+        z_hidden_dim: int = 32,
+        z_layers: int = 2,
+    ) -> None:
+        super().__init__()
+        self.env = env
+        self.conditioner = conditioner
+        self.logit_clip = logit_clip
+        in_dim = env.obs_dim + conditioner.embed_dim
+        self.forward_net = mlp(in_dim, hidden_dim, n_layers, env.n_actions)
+        self.backward_net = mlp(in_dim, hidden_dim, n_layers, env.n_bwd_actions) if learned_backward else None
+        self.log_z_net = mlp(conditioner.feature_dim, z_hidden_dim, z_layers, 1)
+        self.flow_net = mlp(env.obs_dim + conditioner.feature_dim, hidden_dim, n_layers, 1) if state_flow else None
+
+    def condition(self, beta: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The β embedding and temperature f_θ(β) of each row, computed once per batch of β."""
+        return self.conditioner.embedding(beta), self.conditioner.temperature(beta)
+
+    def _logits(self, net: nn.Module, states: Tensor, cond: tuple[Tensor | None, Tensor | None], mask: Tensor) -> Tensor:
+        emb, temp = cond
+        x = self.env.encode(states)
+        if emb is not None:
+            x = torch.cat([x, emb], dim=1)
+        alpha = net(x)
+        if self.logit_clip is not None:
+            alpha = alpha.clamp(-self.logit_clip, self.logit_clip)
+        if temp is not None:
+            alpha = alpha / temp
+        return alpha.masked_fill(~mask, float("-inf"))
+
+    def forward_log_probs(self, states: Tensor, beta: Tensor,
+                          cond: tuple[Tensor | None, Tensor | None] | None = None) -> Tensor:
+        """log P_F(a | s; β) for every action, −inf where invalid: [N, n_actions].
+
+        ``cond`` is ``condition(beta)`` when the caller already has it (sampling loops).
+        """
+        cond = self.condition(beta) if cond is None else cond
+        return self._logits(self.forward_net, states, cond, self.env.forward_mask(states)).log_softmax(dim=1)
+
+    def backward_log_probs(self, states: Tensor, beta: Tensor,
+                           cond: tuple[Tensor | None, Tensor | None] | None = None) -> Tensor:
+        """log P_B(b | s; β) for every backward action: [N, n_bwd_actions]."""
+        mask = self.env.backward_mask(states)
+        if self.backward_net is None:
+            n = mask.sum(1, keepdim=True).clamp(min=1)
+            return torch.where(mask, -n.float().log(), float("-inf"))
+        cond = self.condition(beta) if cond is None else cond
+        return self._logits(self.backward_net, states, cond, mask).log_softmax(dim=1)
+
+    def log_z(self, beta: Tensor) -> Tensor:
+        """log Z_θ(β): [N]."""
+        return self.log_z_net(self.conditioner.features(beta)).squeeze(1)
+
+    def log_flow(self, states: Tensor, beta: Tensor) -> Tensor:
+        """log F(s, β): [N]; only with ``state_flow``."""
+        if self.flow_net is None:
+            raise RuntimeError("this policy has no state flow; use a loss that needs one (db, subtb)")
+        x = torch.cat([self.env.encode(states), self.conditioner.features(beta)], dim=1)
+        return self.flow_net(x).squeeze(1)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by optimiser group: policy, z, scale, flow (each may get its own learning rate)."""
+        scale = list(self.conditioner.scale_net.parameters()) if self.conditioner.scale_net is not None else []
+        scale_ids = {id(p) for p in scale}
+        z = list(self.log_z_net.parameters())
+        flow = list(self.flow_net.parameters()) if self.flow_net is not None else []
+        taken = scale_ids | {id(p) for p in z} | {id(p) for p in flow}
+        policy = [p for p in self.parameters() if id(p) not in taken]
+        return {"policy": policy, "z": z, "scale": scale, "flow": flow}
+

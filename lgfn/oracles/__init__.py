@@ -1,0 +1,1 @@
+"""Reward oracles: callables mapping a batch of token sequences to raw rewards."""

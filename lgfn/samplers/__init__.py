@@ -1,0 +1,14 @@
+"""Distributions of the inverse temperature β, for P_train and P_exp."""
+
+from lgfn.samplers.beta import (
+    Annealing,
+    BetaSampler,
+    ClippedNormal,
+    Constant,
+    ExpTilted,
+    InverseAnnealing,
+    LogUniform,
+    Uniform,
+)
+
+__all__ = ["BetaSampler", "Constant", "Uniform", "LogUniform", "ExpTilted", "ClippedNormal", "Annealing", "InverseAnnealing"]

@@ -1,0 +1,110 @@
+"""The task interface the model, data modules and CLI rely on."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from torch import Tensor
+
+from lgfn.envs.base import Env
+
+
+@dataclass
+class RewardTransform:
+    """log R'(x) = e·log max(R(x), clip_min) + log(max_reward / max(reference, clip_min)^e).
+
+    Everything is computed in log space, so steep exponents do not underflow. With
+    ``max_reward`` set, the raw value ``reference`` (default: the task's best known
+    reward) maps to ``max_reward``; the official code uses max(r, 1e-3)^e scaled to 10.
+    """
+
+    clip_min: float | None = None
+    exponent: float = 1.0
+    max_reward: float | None = None
+    reference: float | None = None
+
+    def __call__(self, raw: Tensor) -> Tensor:
+        r = raw.double()
+        if self.clip_min is not None:
+            r = r.clamp(min=self.clip_min)
+        if (r <= 0).any():
+            raise ValueError("reward transform: raw rewards must be > 0 unless clip_min is set (e.g. clip_min: 0.001)")
+        out = self.exponent * r.log()
+        if self.max_reward is not None:
+            if self.reference is None:
+                raise ValueError("reward transform: max_reward needs a reference raw value that maps to it")
+            ref = max(self.reference, self.clip_min or 0.0)
+            out = out + math.log(self.max_reward) - self.exponent * math.log(ref)
+        return out.float()
+
+
+def make_transform(spec: RewardTransform | Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> RewardTransform:
+    """A task's transform: its defaults, overridden by the config's mapping."""
+    if isinstance(spec, RewardTransform):
+        return spec
+    merged = {**defaults, **(spec or {})}
+    unknown = set(merged) - {"clip_min", "exponent", "max_reward", "reference"}
+    if unknown:
+        raise ValueError(f"reward transform: unknown key(s) {', '.join(sorted(unknown))}; "
+                         "valid: clip_min, exponent, max_reward, reference")
+    return RewardTransform(**merged)
+
+
+class Task:
+    """An MDP plus the reward of its objects.
+
+    Subclasses set ``env`` and ``transform`` and implement ``raw_reward``,
+    ``to_strings`` and ``from_strings``; enumerable ones get exact evaluation free.
+    """
+
+    name: str = "task"
+    env: Env
+    transform: RewardTransform
+    distance: str = "hamming"  # how diversity compares objects' strings
+
+    def raw_reward(self, x: Tensor) -> Tensor:
+        """Oracle values R(x) of objects x [N, D] as float64 [N]."""
+        raise NotImplementedError
+
+    def log_reward(self, raw: Tensor) -> Tensor:
+        """Transformed log R used in training (at β = 1)."""
+        return self.transform(raw)
+
+    def to_strings(self, x: Tensor) -> list[str]:
+        raise NotImplementedError
+
+    def from_strings(self, strings: list[str]) -> Tensor:
+        raise NotImplementedError
+
+    def modes(self) -> list[str] | None:
+        """Strings of the task's known modes, when it has a list."""
+        return None
+
+    def offline_objects(self) -> Tensor:
+        """The fixed object set for offline training."""
+        raise NotImplementedError(f"task {self.name} has no offline data set")
+
+    def extra_columns(self, x: Tensor) -> dict[str, list[Any]]:
+        """Extra per-object columns for ``lgfn sample`` (e.g. SMILES)."""
+        return {}
+
+    @property
+    def enumerable(self) -> bool:
+        return self.env.n_states is not None
+
+    def terminal_objects(self) -> tuple[Tensor, Tensor]:
+        """(indices into env.all_states(), objects) of every state that can stop; cached."""
+        if not hasattr(self, "_terminals"):
+            states = self.env.all_states()
+            can_stop = self.env.forward_mask(states)[:, self.env.stop_action]
+            idx = can_stop.nonzero().squeeze(1)
+            self._terminals = (idx, states[idx])
+        return self._terminals
+
+    def terminal_log_rewards(self) -> Tensor:
+        """Transformed log R of every object, in ``terminal_objects`` order; cached."""
+        if not hasattr(self, "_terminal_log_r"):
+            self._terminal_log_r = self.log_reward(self.raw_reward(self.terminal_objects()[1]))
+        return self._terminal_log_r

@@ -1,0 +1,109 @@
+"""The command line end to end: fit -> checkpoint -> sample, resume, errors."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lgfn.cli import main
+
+CONFIG = {
+    "seed_everything": 0,
+    "trainer": {"max_epochs": 1, "enable_progress_bar": False, "logger": False},
+    "model": {"task": {"name": "gridworld", "ndim": 2, "height": 4}, "conditioner": "logit_layer",
+              "hidden_dim": 32, "lr_policy": 1e-3, "eval_betas": [1.0, 4.0], "eval_samples": 64},
+    "data": {"class_path": "OnlineData",
+             "init_args": {"rounds": 20, "samples_per_round": 16, "batch_size": 16,
+                           "train_beta": {"name": "uniform", "low": 1.0, "high": 3.0}, "explore_beta": "uniform",
+                           "replay": {"name": "prioritized", "min_size": 1}}},
+}
+
+
+def write_config(tmp_path: Path, **changes) -> Path:
+    cfg = yaml.safe_load(yaml.safe_dump(CONFIG))
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def checkpoints(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+
+
+def test_fit_checkpoint_sample_round_trip(tmp_path):
+    cfg = write_config(tmp_path)
+    assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path)]) == 0
+    ckpt = checkpoints(tmp_path)[-1]
+    out = tmp_path / "samples.csv"
+    assert main(["sample", "--ckpt", str(ckpt), "--beta", "7.5", "--n", "50", "--out", str(out), "--seed", "1"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 50 and list(rows[0]) == ["x", "reward", "log_reward", "beta"]
+    for row in rows:
+        i, j = map(int, row["x"].split(":"))
+        assert 0 <= i < 4 and 0 <= j < 4 and row["beta"] == "7.5"
+        assert abs(float(row["log_reward"]) - torch.tensor(float(row["reward"])).log().item()) < 1e-5
+    again = tmp_path / "again.csv"
+    main(["sample", "--ckpt", str(ckpt), "--beta", "7.5", "--n", "50", "--out", str(again), "--seed", "1"])
+    assert out.read_text() == again.read_text()  # seeded
+
+
+def test_unconditional_model_refuses_other_beta(tmp_path, capsys):
+    cfg = write_config(tmp_path, **{"model.conditioner": {"name": "none", "fixed_beta": 2.0}, "data.init_args.rounds": 5})
+    assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path)]) == 0
+    ckpt = checkpoints(tmp_path)[-1]
+    capsys.readouterr()
+    assert main(["sample", "--ckpt", str(ckpt), "--beta", "3", "--n", "5", "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unconditional" in err[0] and "--beta 2.0" in err[0]
+    assert main(["sample", "--ckpt", str(ckpt), "--beta", "2", "--n", "5", "--out", str(tmp_path / "o.csv")]) == 0
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    callbacks = [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                  "init_args": {"every_n_train_steps": 10, "save_top_k": -1, "filename": "{step}"}}]
+    cfg = write_config(tmp_path, **{"trainer.callbacks": callbacks})
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(full)]) == 0
+    mid = next(p for p in full.rglob("step=10.ckpt"))
+    assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(resumed), "--ckpt_path", str(mid)]) == 0
+    a = torch.load(next(full.rglob("step=40.ckpt")), weights_only=False)
+    b = torch.load(next(resumed.rglob("step=40.ckpt")), weights_only=False)
+    for k, v in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0)
+    dm_a, dm_b = a["OnlineData"], b["OnlineData"]
+    assert dm_a["round"] == dm_b["round"] == 20
+    assert torch.equal(dm_a["replay"]["x"], dm_b["replay"]["x"])
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"name": "logits"}, "unknown conditioner 'logits'; valid names: layer, logit, logit_layer, none, thermometer; did you mean 'logit'?"),
+    ({"name": "logit", "hiden_dim": 3}, "unknown argument(s) hiden_dim"),
+])
+def test_config_errors_are_one_line(tmp_path, capsys, spec, needle):
+    cfg = write_config(tmp_path, **{"model.conditioner": spec})
+    assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path)]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("lgfn: error")]
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_bad_checkpoint_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["sample", "--ckpt", str(bad), "--beta", "1", "--out", str(tmp_path / "o.csv")]) == 2
+    assert main(["sample", "--ckpt", str(tmp_path / "missing.ckpt"), "--beta", "1", "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not a usable lgfn checkpoint" in err[0] and "not found" in err[1]
+
+
+def test_registry_command(capsys):
+    assert main(["registry"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1] == "conditioner: layer, logit, logit_layer, none, thermometer"

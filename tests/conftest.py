@@ -1,0 +1,6 @@
+"""Point lgfn at the repository's shared task data unless LGFN_DATA_DIR is already set."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("LGFN_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data"))

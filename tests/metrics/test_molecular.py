@@ -1,0 +1,48 @@
+"""Molecule metrics against RDKit computed directly."""
+
+from __future__ import annotations
+
+import pytest
+from rdkit import Chem, DataStructs
+from rdkit.Chem import rdFingerprintGenerator
+
+from lgfn.metrics.molecular import DistinctMolecules, TopKTanimotoDiversity, distinct_molecules, tanimoto_diversity
+
+pytestmark = pytest.mark.filterwarnings("ignore:The ``compute`` method .* before the ``update``:UserWarning")
+
+
+def _similarity(a: str, b: str) -> float:
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    fa, fb = (gen.GetFingerprint(Chem.MolFromSmiles(s)) for s in (a, b))
+    return DataStructs.TanimotoSimilarity(fa, fb)
+
+
+def test_tanimoto_diversity() -> None:
+    assert tanimoto_diversity(["CCO", "OCC", "CCO"]) == pytest.approx(0.0)
+    assert tanimoto_diversity(["c1ccccc1O", "CCN"]) == pytest.approx(1 - _similarity("c1ccccc1O", "CCN"))
+    assert tanimoto_diversity(["CCO"]) == 0.0
+    with pytest.raises(ValueError):
+        tanimoto_diversity(["CCO", "not a smiles"])
+
+
+def test_distinct_molecules_canonicalises() -> None:
+    assert distinct_molecules(["OCC", "CCO", "c1ccccc1", "C1=CC=CC=C1"]) == 2
+    metric = DistinctMolecules()
+    metric.update(["OCC", "CCO"])
+    metric.update(["CCN"])
+    assert metric.compute() == 2
+    metric.reset()
+    assert metric.compute() == 0
+
+
+def test_top_k_tanimoto_diversity_and_merge() -> None:
+    pair = 1 - _similarity("c1ccccc1O", "CCN")
+    metric = TopKTanimotoDiversity(k=2)
+    metric.update(["b1", "b2", "b1"], [2.0, 1.0, 2.0], ["c1ccccc1O", "CCN", "c1ccccc1O"])
+    other = TopKTanimotoDiversity(k=2)
+    other.update(["b3"], [0.5], ["CCCCCC"])
+    metric.merge_state(other)
+    assert metric.compute().item() == pytest.approx(pair)
+    metric.reset()
+    metric.update(["b1"], [1.0], ["CCO"])
+    assert metric.compute().item() == 0.0

@@ -1,0 +1,71 @@
+"""qm9str oracle: an exact lookup in the published table, indexed by the string's base-11 value."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from lgfn.chem import canonical_smiles
+from lgfn.datasets import data_path
+from lgfn.oracles.qm9 import QM9Oracle
+
+
+@pytest.fixture(scope="module")
+def oracle() -> QM9Oracle:
+    return QM9Oracle()
+
+
+@pytest.fixture(scope="module")
+def table() -> dict[str, np.ndarray]:
+    with np.load(data_path("qm9str/qm9str_s5.npz"), allow_pickle=False) as data:
+        return {k: data[k] for k in ("x", "r")}
+
+
+def test_table_is_lexicographic(oracle: QM9Oracle, table: dict[str, np.ndarray]) -> None:
+    every = ["".join(p) for p in itertools.product(oracle.chars, repeat=5)]
+    assert table["x"].tolist() == every
+
+
+def test_every_string_matches_table(oracle: QM9Oracle, table: dict[str, np.ndarray]) -> None:
+    tokens = oracle.encode(table["x"].tolist())
+    reward = oracle(tokens)
+    assert reward.dtype == torch.float64 and reward.shape == (161_051,)
+    assert torch.equal(reward, torch.from_numpy(table["r"].astype(np.float64)))
+    assert torch.equal(oracle.index(tokens), torch.arange(161_051))
+
+
+def test_known_values(oracle: QM9Oracle) -> None:
+    reward = oracle(oracle.encode(["11111", "00000"]))
+    assert reward[0].item() == pytest.approx(17.37, abs=0.01)  # the README's maximum
+    assert reward[0].item() == float(np.float32(reward[0].item()))  # float32 table, widened exactly
+    assert reward[1].item() == pytest.approx(8.5926, abs=1e-4)
+
+
+def test_modes(oracle: QM9Oracle) -> None:
+    modes = oracle.modes()
+    assert len(modes) == 364 and len(set(modes)) == 364
+    tokens = oracle.encode(modes)
+    reward = oracle(tokens)
+    assert 9.13 <= reward.min().item() and reward.max().item() <= 12.58
+    smiles = oracle.smiles(tokens)
+    assert len(set(smiles)) == 198
+    assert smiles[:20] == canonical_smiles(modes[:20], blocks="qm9")
+
+
+def test_rejects_bad_tokens(oracle: QM9Oracle) -> None:
+    with pytest.raises(ValueError):
+        oracle(torch.zeros(3, 6, dtype=torch.long))
+    with pytest.raises(ValueError):
+        oracle(torch.full((3, 5), 11, dtype=torch.long))
+    with pytest.raises(ValueError):
+        oracle(torch.zeros(3, 5))
+    assert oracle(torch.zeros(0, 5, dtype=torch.long)).shape == (0,)
+
+
+def test_registered() -> None:
+    registry = pytest.importorskip("lgfn.registry")
+    pytest.importorskip("lgfn.components")  # the registry imports the built-ins from here
+    assert isinstance(registry.build("oracle", "qm9"), QM9Oracle)

@@ -1,0 +1,103 @@
+"""RNA binding: fitness equals ViennaRNA's duplex energy over the FLEXS norm; cache and pool change nothing."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+import RNA
+import torch
+
+from lgfn.oracles import rna
+from lgfn.oracles.rna import RNAOracle, binding_norm, load_modes, load_task, target_sequence
+from lgfn.registry import _ENTRIES
+
+BEST_MODE = "GGGGGCCCCGCGCG"
+
+
+def tokens(sequences: list[str]) -> torch.Tensor:
+    return torch.tensor([["UCGA".index(c) for c in s] for s in sequences])
+
+
+def random_sequences(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice("UCGA") for _ in range(14)) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def oracle() -> RNAOracle:
+    return RNAOracle(workers=0)
+
+
+def test_targets_and_norm() -> None:
+    task = load_task()
+    assert target_sequence(1) == task["target"]
+    assert [target_sequence(2), target_sequence(3)] == task["other_targets_in_flexs_registry"][:2]
+    assert binding_norm(target_sequence(1)) == pytest.approx(-36.414, abs=1e-9)
+    assert binding_norm(target_sequence(1)) == pytest.approx(task["norm_value"], abs=1e-9)
+    with pytest.raises(ValueError, match="1, 2 or 3"):
+        target_sequence(4)
+
+
+def test_fitness_equals_vienna(oracle: RNAOracle) -> None:
+    sequences = [*load_task()["starts"].values(), BEST_MODE]
+    direct = [RNA.duplexfold(oracle.target, s).energy / oracle.norm for s in sequences]
+    assert oracle(tokens(sequences)).tolist() == direct
+
+
+def test_best_mode_and_modes(oracle: RNAOracle) -> None:
+    modes = load_modes()
+    values = oracle(tokens(modes))
+    assert len(modes) == 336 and values.dtype == torch.float64
+    assert values.max().item() == pytest.approx(1.0545, abs=1e-4)
+    assert modes[int(values.argmax())] == BEST_MODE
+    assert values.min().item() == pytest.approx(0.6234, abs=1e-4)
+
+
+def test_other_targets_differ() -> None:
+    rna2 = RNAOracle(target=2, workers=0)
+    assert rna2.norm == pytest.approx(binding_norm(target_sequence(2)))
+    assert rna2.fitness([BEST_MODE]) == [RNA.duplexfold(target_sequence(2), BEST_MODE).energy / rna2.norm]
+
+
+def test_cache_skips_known_sequences(monkeypatch: pytest.MonkeyPatch) -> None:
+    oracle = RNAOracle(workers=0, cache_size=3)
+    computed: list[str] = []
+    real = rna.duplex_energies
+
+    def counting(target: str, sequences: list[str]) -> list[float]:
+        computed.extend(sequences)
+        return real(target, sequences)
+
+    monkeypatch.setattr(rna, "duplex_energies", counting)
+    a, b, c, d = random_sequences(4, seed=1)
+    first = oracle.fitness([a, b, a])
+    assert computed == [a, b] and first[0] == first[2]
+    assert oracle.fitness([b, a]) == [first[1], first[0]] and computed == [a, b]
+    oracle.fitness([c, d])  # cache holds 3: the oldest (a) goes
+    assert list(oracle.cache) == [b, c, d]
+
+
+def test_pool_gives_in_process_values(oracle: RNAOracle) -> None:
+    pooled = RNAOracle(workers=2, pool_min_batch=8)
+    try:
+        x = tokens(random_sequences(40, seed=2))
+        assert pooled(x[:4]).tolist() == oracle(x[:4]).tolist() and pooled._pool is None  # small: in-process
+        assert pooled(x).tolist() == oracle(x).tolist()
+        assert pooled._pool is not None
+        clone = copy.deepcopy(pooled)  # what pickling keeps: everything but the pool
+        assert clone._pool is None and clone.cache == pooled.cache
+    finally:
+        pooled.close()
+
+
+def test_input_checks_and_registration(oracle: RNAOracle) -> None:
+    with pytest.raises(ValueError, match="shape"):
+        oracle(torch.zeros(2, 13, dtype=torch.long))
+    with pytest.raises(ValueError, match="0..3"):
+        oracle(torch.full((1, 14), -1))
+    assert RNAOracle.alphabet == "UCGA" and RNAOracle.length == 14
+    for name, target in [("rna", 1), ("rna1", 1), ("rna2", 2), ("rna3", 3)]:
+        entry = _ENTRIES["oracle"][name]
+        assert entry.load() is RNAOracle and entry.defaults == {"target": target}

@@ -1,0 +1,51 @@
+import pytest
+
+from lgfn import registry
+from lgfn.models.conditioners import Conditioner
+from lgfn.registry import RegistryError
+
+
+def test_short_name_mapping_and_class_path():
+    c = registry.build("conditioner", "logit")
+    assert isinstance(c, Conditioner) and c.logit_scaling and not c.layer
+    c = registry.build("conditioner", {"name": "logit", "hidden_dim": 64})
+    assert c.scale_net[0].out_features == 64
+    c = registry.build("conditioner", {"class_path": "lgfn.models.conditioners.Conditioner", "init_args": {"layer": True}})
+    assert c.layer and not c.logit_scaling
+
+
+def test_unknown_name_lists_valid_names_and_closest_match():
+    with pytest.raises(RegistryError) as err:
+        registry.build("conditioner", "logits")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "layer, logit, logit_layer, none, thermometer" in msg and "did you mean 'logit'" in msg
+
+
+def test_unknown_argument_lists_valid_arguments():
+    with pytest.raises(RegistryError, match="unknown argument.*hiden_dim.*valid:.*hidden_dim"):
+        registry.build("conditioner", {"name": "logit", "hiden_dim": 3})
+
+
+def test_bad_class_path():
+    with pytest.raises(RegistryError, match="cannot import class_path"):
+        registry.build("loss", {"class_path": "lgfn.losses.Nope"})
+
+
+def test_decorator_registers_and_yaml_entries_load(tmp_path, monkeypatch):
+    @registry.register("loss", "my_test_loss")
+    class MyLoss:
+        def __init__(self, scale: float = 1.0) -> None:
+            self.scale = scale
+
+    assert registry.build("loss", {"name": "my_test_loss", "scale": 2.0}).scale == 2.0
+    (tmp_path / "x.yaml").write_text("kind: loss\nname: my_yaml_loss\nclass_path: lgfn.losses.subtb.SubTrajectoryBalance\n"
+                                     "init_args: {lamda: 0.5}\n")
+    registry.load_yaml_entries(tmp_path)
+    assert registry.build("loss", "my_yaml_loss").lamda == 0.5
+
+
+def test_describe_has_one_line_per_kind():
+    lines = registry.describe()
+    assert [line.split(":")[0] for line in lines] == list(registry.KINDS)
+    assert any(line.startswith("beta_sampler: ") and "log_uniform" in line for line in lines)
