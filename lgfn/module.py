@@ -11,6 +11,7 @@ from torch import Tensor
 from lgfn import registry
 from lgfn.data.trajectories import Trajectories, rows_of, sample_backward, sample_forward
 from lgfn.losses.base import FlowTerms, Loss
+from lgfn.metrics.discovery import DistinctObjects, ModesFound, TopKReward
 from lgfn.models.conditioners import Conditioner
 from lgfn.models.policy import Policy
 from lgfn.registry import ComponentSpec
@@ -63,6 +64,25 @@ class GFlowNet(LightningModule):
         )
         if cond.fixed_beta is not None:
             self.hparams.eval_betas = [cond.fixed_beta]
+        # discovery over every object the run has rewarded (the mode-seeking curve); reduced across ranks
+        modes = self.task.modes()
+        self.modes_found = ModesFound(modes) if modes else None
+        self.distinct_found = DistinctObjects()
+        self.top_found = TopKReward(k=100)
+        self._last_eval_step = -1
+
+    def observe(self, traj: Trajectories) -> None:
+        """Record newly rewarded objects in the discovery metrics and log them."""
+        strings = self.task.to_strings(traj.x)
+        self.distinct_found.update(strings)
+        self.top_found.update(strings, traj.raw_reward.cpu())
+        found = {"discovery/distinct_objects": self.distinct_found.compute().float(),
+                 "discovery/top100_reward": self.top_found.compute().float()}
+        if self.modes_found is not None:
+            self.modes_found.update(strings)
+            found["discovery/modes_found"] = self.modes_found.compute().float()
+        if self._trainer is not None:
+            self.log_dict(found, batch_size=len(traj))
 
     # -- sampling ------------------------------------------------------------------------------
     @property
@@ -155,8 +175,15 @@ class GFlowNet(LightningModule):
         self.check_beta(beta)
         return self.sample(torch.full((n,), float(beta), device=self.device), 0.0, generator)
 
+    def on_train_epoch_end(self) -> None:
+        # The sampling stream's length is unknown to Lightning, so it never validates at the end of
+        # the epoch by itself: evaluate the final model here unless a validation just ran.
+        if self.trainer.val_dataloaders is not None and self._last_eval_step != self.global_step:
+            self._evaluate("val")
+
     def _evaluate(self, stage: str) -> None:
         from lgfn.metrics.evaluation import evaluate
 
+        self._last_eval_step = self.global_step
         for name, value in evaluate(self, stage).items():
             self.log(name, value, batch_size=1)

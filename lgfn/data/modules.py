@@ -158,6 +158,7 @@ class OnlineData(SamplingDataModule):
             progress = self.round / self.rounds
             beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
             online = self.model.sample(beta.to(self.model.device), self.epsilon, self.generator)
+            self.model.observe(online)
             self.replay.add(online)  # (3) before (2) changes nothing: a step does not touch the data
             replay_step = self.replay.ready()
             self.round += not replay_step

@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from lgfn.metrics.discovery import TopKReward, mean_pairwise_distance
 from lgfn.metrics.exact import ExactEvaluation, evaluate_exact
 
 if TYPE_CHECKING:
     from lgfn.module import GFlowNet
 
 EXACT_MAX_OBJECTS = 300_000
+TOP_K = 100
 
 
 def evaluate(model: "GFlowNet", stage: str) -> dict[str, float]:
@@ -23,6 +25,13 @@ def evaluate(model: "GFlowNet", stage: str) -> dict[str, float]:
         traj = model.sample_objects(model.hparams.eval_samples, beta, generator)
         out[f"{stage}/mean_reward@{beta:g}"] = float(traj.raw_reward.mean())
         out[f"{stage}/mean_log_reward@{beta:g}"] = float(traj.log_reward.mean())
+        strings = task.to_strings(traj.x)
+        top = TopKReward(k=TOP_K)
+        top.update(strings, traj.raw_reward.cpu())
+        out[f"{stage}/top{TOP_K}_reward@{beta:g}"] = float(top.compute())
+        best = torch.argsort(traj.raw_reward.cpu(), descending=True)
+        distinct = list(dict.fromkeys(strings[i] for i in best.tolist()))[:TOP_K]
+        out[f"{stage}/top{TOP_K}_diversity@{beta:g}"] = mean_pairwise_distance(distinct)
         if task.enumerable and task.env.n_states <= EXACT_MAX_OBJECTS:
             ev = evaluate_exact(task, model.policy, beta)
             out[f"{stage}/l1@{beta:g}"] = ev.l1
