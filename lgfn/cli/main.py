@@ -46,7 +46,7 @@ def _own_command(argv: list[str]) -> int:
     p.add_argument("--ckpt", required=True, help="checkpoint written by `lgfn fit`")
     p.add_argument("--beta", type=float, required=True, help="inverse temperature (any positive value)")
     p.add_argument("--n", type=int, default=1000, help="number of objects")
-    p.add_argument("--out", required=True, help="output CSV (columns x,reward,log_reward,beta)")
+    p.add_argument("--out", required=True, help="output CSV (columns x,reward,log_reward,beta[,smiles]) or, for molecules, .sdf")
     p.add_argument("--seed", type=int, default=0)
     sub.add_parser("registry", help="list registered components, one line per kind")
     d = sub.add_parser("data", help="task data files")

@@ -25,11 +25,14 @@ def load_checkpoint(path: str | Path) -> GFlowNet:
 
 
 def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed: int = 0, batch: int = 4096) -> int:
-    """Sample n objects at β and write them to ``out``; returns n."""
+    """Sample n objects at β and write them to ``out`` (CSV, or SDF with 2-D coordinates for molecules); returns n."""
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     model = load_checkpoint(ckpt)
     model.check_beta(beta)
+    sdf = str(out).lower().endswith(".sdf")
+    if sdf and not hasattr(model.task, "blocks"):
+        raise ValueError(f"--out {out}: SDF needs a molecular task (qm9, seh), this model's task is {model.task.name}")
     generator = torch.Generator().manual_seed(seed)
     xs, raws, logs = [], [], []
     for start in range(0, n, batch):
@@ -45,5 +48,11 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
         "beta": [f"{beta:g}"] * len(x),
         **model.task.extra_columns(x),
     }
-    write_csv(out, columns)
+    if sdf:
+        from lgfn.chem import write_sdf
+
+        props = {"reward": raw.tolist(), "log_reward": log_r.tolist(), "beta": [beta] * len(x)}
+        write_sdf(out, columns["x"], props, blocks=model.task.blocks)
+    else:
+        write_csv(out, columns)
     return len(x)

@@ -25,7 +25,17 @@ def test_short_training_raises_mean_reward(tmp_path, task, rounds):
             "--model.eval_betas", "[2.0]", "--model.lr_policy", "1e-3", "--model.lr_scale", "1e-3",
             "--data.init_args.rounds", str(rounds)]
     assert main(args) == 0
-    trained = load_checkpoint(sorted(tmp_path.rglob("*.ckpt"))[-1])
+    ckpt = sorted(tmp_path.rglob("*.ckpt"))[-1]
+    trained = load_checkpoint(ckpt)
+    if task in ("qm9", "seh"):  # molecules sample to CSV with SMILES, and to SDF
+        csv_out, sdf_out = tmp_path / "s.csv", tmp_path / "s.sdf"
+        assert main(["sample", "--ckpt", str(ckpt), "--beta", "2", "--n", "8", "--out", str(csv_out)]) == 0
+        assert csv_out.read_text().splitlines()[0] == "x,reward,log_reward,beta,smiles"
+        assert main(["sample", "--ckpt", str(ckpt), "--beta", "2", "--n", "8", "--out", str(sdf_out)]) == 0
+        from rdkit import Chem
+
+        mols = [m for m in Chem.SDMolSupplier(str(sdf_out))]
+        assert len(mols) == 8 and all(m is not None and m.HasProp("reward") for m in mols)
     torch.manual_seed(0)
     untrained = GFlowNet(**dict(trained.hparams))
     before, after = mean_log_reward(untrained), mean_log_reward(trained)
