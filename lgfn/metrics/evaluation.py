@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lgfn.metrics.discovery import TopKReward, mean_pairwise_distance
+from lgfn.metrics.discovery import TopKDiversity, TopKReward
 from lgfn.metrics.exact import ExactEvaluation, evaluate_exact
 
 if TYPE_CHECKING:
@@ -26,12 +26,11 @@ def evaluate(model: "GFlowNet", stage: str) -> dict[str, float]:
         out[f"{stage}/mean_reward@{beta:g}"] = float(traj.raw_reward.mean())
         out[f"{stage}/mean_log_reward@{beta:g}"] = float(traj.log_reward.mean())
         strings = task.to_strings(traj.x)
-        top = TopKReward(k=TOP_K)
-        top.update(strings, traj.raw_reward.cpu())
+        top, diversity = TopKReward(k=TOP_K), TopKDiversity(k=TOP_K)
+        for metric in (top, diversity):
+            metric.update(strings, traj.raw_reward.cpu())
         out[f"{stage}/top{TOP_K}_reward@{beta:g}"] = float(top.compute())
-        best = torch.argsort(traj.raw_reward.cpu(), descending=True)
-        distinct = list(dict.fromkeys(strings[i] for i in best.tolist()))[:TOP_K]
-        out[f"{stage}/top{TOP_K}_diversity@{beta:g}"] = mean_pairwise_distance(distinct)
+        out[f"{stage}/top{TOP_K}_diversity@{beta:g}"] = float(diversity.compute())
         if task.enumerable and task.env.n_states <= EXACT_MAX_OBJECTS:
             ev = evaluate_exact(task, model.policy, beta)
             out[f"{stage}/l1@{beta:g}"] = ev.l1
