@@ -18,6 +18,7 @@ COPY pyproject.toml README.md ./
 COPY lgfn ./lgfn
 COPY registry ./registry
 COPY configs ./configs
+COPY examples ./examples
 RUN python -m pip install --index-url "${TORCH_INDEX}" "torch>=2.2,<3" \
     && python -m pip install .
 ENTRYPOINT ["lgfn"]

@@ -7,11 +7,13 @@ from typing import Any, Iterator, Literal
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor
+from torchmetrics import SumMetric
 
 from lgfn import registry
 from lgfn.data.trajectories import Trajectories, rows_of, sample_backward, sample_forward
 from lgfn.losses.base import FlowTerms, Loss
-from lgfn.metrics.discovery import DistinctObjects, ModesFound, TopKReward
+from lgfn.metrics.discovery import DistinctObjects, ModesFound, TopKDiversity, TopKReward
+from lgfn.metrics.molecular import TopKTanimotoDiversity
 from lgfn.models.conditioners import Conditioner
 from lgfn.models.policy import Policy
 from lgfn.registry import ComponentSpec
@@ -69,18 +71,46 @@ class GFlowNet(LightningModule):
         self.modes_found = ModesFound(modes) if modes else None
         self.distinct_found = DistinctObjects()
         self.top_found = TopKReward(k=100)
+        self.diversity_found = TopKDiversity(k=100)
+        self.objects_sampled = SumMetric()  # the x axis of discovery curves: oracle calls, all ranks
+        if self.task.molecular:  # SMILES are canonical already, so distinct strings = distinct molecules
+            self.molecules_found = DistinctObjects()
+            self.tanimoto_found = TopKTanimotoDiversity(k=100)
+        self.oracle_invalid = SumMetric()  # sampled objects the oracle could not score, all ranks
         self._last_eval_step = -1
+
+    def keep_scored(self, traj: Trajectories) -> Trajectories:
+        """The trajectories whose objects the oracle scored; the others are counted (``oracle/invalid``,
+        summed over ranks; every rank calls this once a round) and left out of training."""
+        scored = traj.raw_reward.isfinite()
+        self.oracle_invalid.update(float((~scored).sum()))
+        if self._trainer is not None:
+            self.log("oracle/invalid", self.oracle_invalid.compute().float(), batch_size=len(traj))
+        return traj if bool(scored.all()) else traj.index(scored)
 
     def observe(self, traj: Trajectories) -> None:
         """Record newly rewarded objects in the discovery metrics and log them."""
         strings = self.task.to_strings(traj.x)
         self.distinct_found.update(strings)
         self.top_found.update(strings, traj.raw_reward.cpu())
+        self.diversity_found.update(strings, traj.raw_reward.cpu())
+        self.objects_sampled.update(float(len(traj)))
+        log_now = self._trainer is None or self.global_step % self.trainer.log_every_n_steps == 0
         found = {"discovery/distinct_objects": self.distinct_found.compute().float(),
-                 "discovery/top100_reward": self.top_found.compute().float()}
+                 "discovery/top100_reward": self.top_found.compute().float(),
+                 "discovery/objects_sampled": self.objects_sampled.compute().float()}
+        if log_now:  # pairwise distances (and fingerprints) of the top 100: only when the value is logged
+            found["discovery/top100_diversity"] = self.diversity_found.compute().float()
         if self.modes_found is not None:
             self.modes_found.update(strings)
             found["discovery/modes_found"] = self.modes_found.compute().float()
+        if self.task.molecular:
+            smiles = self.task.smiles(traj.x)
+            self.molecules_found.update(smiles)
+            self.tanimoto_found.update(smiles, traj.raw_reward.cpu(), smiles)  # top-k distinct molecules
+            found["discovery/distinct_molecules"] = self.molecules_found.compute().float()
+            if log_now:
+                found["discovery/top100_tanimoto_diversity"] = self.tanimoto_found.compute().float()
         if self._trainer is not None:
             self.log_dict(found, batch_size=len(traj))
 
@@ -142,9 +172,14 @@ class GFlowNet(LightningModule):
         log_flow = log_flow.scatter(1, traj.lengths[:, None], log_reward_beta[:, None])
         return FlowTerms(log_pf, log_pb, valid, traj.lengths, log_z, log_reward_beta, log_flow)
 
-    def training_step(self, dataloader_iter: Iterator[Any]) -> Tensor:
+    def training_step(self, dataloader_iter: Iterator[Any]) -> Tensor | None:
         traj, _, _ = next(dataloader_iter)
         traj = traj.to(self.device)
+        if not len(traj):  # the oracle scored none of this batch's objects
+            if self.trainer.world_size == 1:
+                return None  # Lightning skips the step
+            # under DDP every rank must join the gradient all-reduce: a zero loss over every parameter
+            return sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
         loss = self.loss_fn(self.flow_terms(traj))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(traj))
         self.log("train/log_reward", traj.log_reward.mean(), batch_size=len(traj))
@@ -170,10 +205,13 @@ class GFlowNet(LightningModule):
         self._evaluate("test")
 
     @torch.no_grad()
-    def sample_objects(self, n: int, beta: float, generator: torch.Generator | None = None) -> Trajectories:
-        """n scored objects sampled on-policy at one β."""
+    def sample_objects(self, n: int, beta: float, generator: torch.Generator | None = None,
+                       drop_invalid: bool = True) -> Trajectories:
+        """n objects sampled on-policy at one β and scored; those the oracle cannot score (raw reward NaN)
+        are left out unless ``drop_invalid`` is False."""
         self.check_beta(beta)
-        return self.sample(torch.full((n,), float(beta), device=self.device), 0.0, generator)
+        traj = self.sample(torch.full((n,), float(beta), device=self.device), 0.0, generator)
+        return traj.index(traj.raw_reward.isfinite()) if drop_invalid else traj
 
     def on_train_epoch_end(self) -> None:
         # The sampling stream's length is unknown to Lightning, so it never validates at the end of
@@ -186,4 +224,11 @@ class GFlowNet(LightningModule):
 
         self._last_eval_step = self.global_step
         for name, value in evaluate(self, stage).items():
-            self.log(name, value, batch_size=1)
+            # every rank evaluates the same weights with the same draws: the reduction only states that
+            self.log(name, value, batch_size=1, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from lgfn import plugins
+
+        # named again when a checkpoint's components are missing: `lgfn sample` never imports code by itself
+        checkpoint["lgfn_plugins"] = plugins.loaded()

@@ -78,9 +78,28 @@ def register_task(name: str, **defaults: Any) -> Callable[[T], T]:
     return register("task", name, **defaults)
 
 
-def register_oracle(name: str, **defaults: Any) -> Callable[[T], T]:
-    """``@register_oracle("my_score")``: a callable mapping a batch of objects to rewards."""
-    return register("oracle", name, **defaults)
+ORACLE_INPUTS: tuple[str, ...] = ("tokens", "strings", "smiles")
+"""What an oracle can be given: a LongTensor [N, L] of token indices (the default), the objects' strings, or
+(molecular tasks) their canonical SMILES."""
+
+
+def register_oracle(name: str, *, inputs: str | None = None, **defaults: Any) -> Callable[[T], T]:
+    """``@register_oracle("my_score")``: a function or class mapping a batch of objects to rewards.
+
+    A function is the oracle itself; a class is built with the config's arguments and its
+    instances are called. ``inputs="strings"`` (or ``"smiles"``) hands the oracle the objects'
+    strings instead of token tensors; it is kept on the object as ``lgfn_inputs``.
+    """
+    if inputs is not None and inputs not in ORACLE_INPUTS:
+        raise RegistryError(f"oracle {name!r}: inputs must be one of {', '.join(ORACLE_INPUTS)}, got {inputs!r}")
+    deco = register("oracle", name, **defaults)
+
+    def wrap(obj: T) -> T:
+        if inputs is not None:
+            obj.lgfn_inputs = inputs  # type: ignore[attr-defined]
+        return deco(obj)
+
+    return wrap
 
 
 def import_object(path: str) -> Any:
@@ -125,7 +144,7 @@ def load_yaml_entries(directory: Path) -> None:
 
 
 def ensure_loaded() -> None:
-    """Import the built-in components and read the YAML registry, once."""
+    """Import the built-in components, read the YAML registry and import installed plugins, once."""
     global _YAML_LOADED
     if _YAML_LOADED:
         return
@@ -133,6 +152,9 @@ def ensure_loaded() -> None:
     importlib.import_module("lgfn.components")
     for directory in registry_dirs():
         load_yaml_entries(directory)
+    from lgfn.plugins import load_entry_points
+
+    load_entry_points()
 
 
 def names(kind: str) -> list[str]:

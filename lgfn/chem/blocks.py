@@ -17,9 +17,10 @@ import numbers
 from dataclasses import dataclass, field
 from functools import lru_cache
 from os import PathLike
-from typing import Mapping, Sequence, Union
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
 
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from rdkit.Chem import rdDepictor
 
 from lgfn.datasets import data_path
@@ -31,6 +32,9 @@ BLOCK_FILES: dict[str, str] = {"qm9": "qm9str/block_qm9str_v1.json", "seh": "seh
 
 BlockString = Union[str, Sequence[int]]
 """A molecule: a string of block characters, or the block indices themselves."""
+
+BlockSpec = Union[str, Sequence[Union[str, Mapping[str, Any]]]]
+"""How a config names blocks: a built-in set, a block file, or a list of SMILES / {smiles, attach}."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,17 @@ class BlockSet:
         Chem.SanitizeMol(mol)
         return mol.GetMol()
 
+    def check_chains(self) -> None:
+        """Fail in one line on a block that cannot sit inside a chain (bonded at both attachment atoms),
+        so a bad block set is a config error, not a crash in the middle of training."""
+        for i, char in enumerate(self.chars):
+            try:
+                with rdBase.BlockLogs():
+                    self.to_mol(char * 3)
+            except Exception as err:  # noqa: BLE001 (RDKit raises several sanitisation errors)
+                raise ValueError(f"block set {self.name}: block {i} ({self.smiles[i]}) cannot be bonded at its "
+                                 f"attachment atoms {self.block_r[i]} ({err})") from None
+
     def canonical_smiles(self, strings: Sequence[BlockString]) -> list[str]:
         """RDKit canonical SMILES of each string; repeated strings are built once."""
         cache: dict[str, str] = {}
@@ -127,6 +142,45 @@ def block_set(name: str) -> BlockSet:
     if name not in BLOCK_FILES:
         raise ValueError(f"unknown block set {name!r}; valid: {', '.join(BLOCK_FILES)}")
     return BlockSet.from_json(data_path(BLOCK_FILES[name]), name=name)
+
+
+def block_set_from_spec(spec: BlockSpec) -> BlockSet:
+    """The block set a config names: ``qm9`` or ``seh``; a block file (upstream JSON with ``block_smi``
+    and ``block_r``); or a list of blocks, each a SMILES (bonded at its first and last atom) or
+    ``{smiles: ..., attach: [r0, r1]}`` (r0 bonds to the previous block, r1 to the next)."""
+    if isinstance(spec, str):
+        if spec in BLOCK_FILES:
+            return block_set(spec)
+        if not Path(spec).is_file():
+            raise ValueError(f"blocks {spec!r} is neither a built-in block set ({', '.join(BLOCK_FILES)}) "
+                             "nor a block file")
+        try:
+            blocks = BlockSet.from_json(spec)
+        except (OSError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"block file {spec}: expected JSON with block_smi and block_r keyed by '0', '1', ... "
+                             f"({type(err).__name__}: {err})") from None
+    else:
+        if not spec:
+            raise ValueError("blocks: the list of blocks is empty")
+        smiles, attach = [], []
+        for i, item in enumerate(spec):
+            if isinstance(item, Mapping) and "smiles" in item and set(item) <= {"smiles", "attach"}:
+                smi, r = item["smiles"], item.get("attach")
+            elif isinstance(item, str):
+                smi, r = item, None
+            else:
+                raise ValueError(f"block {i}: expected a SMILES or {{smiles: ..., attach: [r0, r1]}}, got {item!r}")
+            if r is None:
+                with rdBase.BlockLogs():
+                    mol = Chem.MolFromSmiles(smi)
+                if mol is None:
+                    raise ValueError(f"block {i}: {smi!r} is not a valid SMILES")
+                r = (0, mol.GetNumAtoms() - 1)
+            smiles.append(smi)
+            attach.append(tuple(int(a) for a in r))
+        blocks = BlockSet("custom", tuple(smiles), tuple(attach))  # type: ignore[arg-type]
+    blocks.check_chains()
+    return blocks
 
 
 def _resolve(blocks: str | BlockSet) -> BlockSet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 from lightning.pytorch.cli import LightningCLI
@@ -10,9 +11,11 @@ from lightning.pytorch.cli import LightningCLI
 from lgfn.data.modules import OfflineData, OnlineData, SamplingDataModule  # noqa: F401 (subclasses by name)
 from lgfn.module import GFlowNet
 
-# Lightning flags our deliberate choices: sampling inside training_step, no dataloader workers.
+# Lightning flags our deliberate choices: sampling inside training_step, no dataloader workers, and
+# args passed alongside sys.argv (lgfn takes --plugins out, but leaves it in sys.argv for ddp's ranks).
 for _pattern in (".*dataloader_iter.*", ".*does not have many workers.*", ".*LeafSpec.*", ".*litlogger.*",
-                 ".*litmodels.*"):
+                 ".*litmodels.*", ".*args parameter is intended to run from within Python.*",
+                 ".*`training_step` returned `None`.*"):  # a batch the oracle scored none of
     warnings.filterwarnings("ignore", message=_pattern)
 
 TRAINER_DEFAULTS = {
@@ -27,6 +30,20 @@ class LgfnCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
         parser.set_defaults({"data": {"class_path": "lgfn.data.modules.OnlineData"}})
+
+    def after_fit(self) -> None:
+        """Checkpoint the final model when no checkpoint holds it yet.
+
+        ModelCheckpoint saves after validations when ``val_check_interval`` is set; a run shorter
+        than that interval (or whose last step is not a validation step) would otherwise end with
+        no checkpoint of its final weights.
+        """
+        trainer, callback = self.trainer, self.trainer.checkpoint_callback
+        if callback is None or not callback.dirpath or trainer.global_step == 0:
+            return
+        directory = Path(callback.dirpath)
+        if not any(directory.glob(f"*step={trainer.global_step}*.ckpt")):
+            trainer.save_checkpoint(directory / f"epoch={trainer.current_epoch - 1}-step={trainer.global_step}.ckpt")
 
 
 def run_lightning_cli(argv: Sequence[str] | None) -> LgfnCLI:

@@ -12,7 +12,7 @@ import torch
 from lgfn.registry import RegistryError
 
 USER_ERRORS = (RegistryError, ValueError, FileNotFoundError, KeyError, RuntimeError)
-OWN_COMMANDS = ("sample", "registry", "data")
+OWN_COMMANDS = ("sample", "registry", "data", "experiment")
 
 
 def _set_threads() -> None:
@@ -25,11 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _set_threads()
     try:
+        argv, plugin_specs = _load_plugins(argv)
         if argv and argv[0] in OWN_COMMANDS:
             return _own_command(argv)
         from lgfn.cli.lightning import run_lightning_cli
 
-        run_lightning_cli(None if from_sys else argv)
+        run_lightning_cli(None if from_sys and not plugin_specs else argv)
         return 0
     except USER_ERRORS as err:
         if os.environ.get("LGFN_DEBUG"):
@@ -37,6 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"lgfn: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _load_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Take ``--plugins MODULE_OR_FILE ...`` out of argv (any command) and import them after the built-in
+    components and installed (entry-point) plugins, so that a name they register wins. Lightning's ddp
+    launcher re-runs sys.argv for every rank, so each rank imports them too."""
+    from lgfn import registry
+    from lgfn.plugins import load_plugins, split_plugin_args
+
+    rest, specs = split_plugin_args(argv)
+    registry.ensure_loaded()
+    load_plugins(specs)
+    return rest, specs
 
 
 def _own_command(argv: list[str]) -> int:
@@ -54,6 +68,9 @@ def _own_command(argv: list[str]) -> int:
     f = dsub.add_parser("fetch", help="download and verify the files of a task")
     f.add_argument("task")
     dsub.add_parser("check", help="checksums of the task data files present")
+    from lgfn.cli.experiment import add_parser as add_experiment_parser
+
+    add_experiment_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "registry":
@@ -67,6 +84,10 @@ def _own_command(argv: list[str]) -> int:
         n = sample_to_file(args.ckpt, args.beta, args.n, args.out, args.seed)
         print(f"wrote {n} objects sampled at β={args.beta:g} to {args.out}")
         return 0
+    if args.command == "experiment":
+        from lgfn.cli.experiment import experiment_command
+
+        return experiment_command(args)
     from lgfn.cli.data import data_command
 
     return data_command(args)

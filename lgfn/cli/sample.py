@@ -8,6 +8,7 @@ import torch
 
 from lgfn.io import write_csv
 from lgfn.module import GFlowNet
+from lgfn.registry import RegistryError
 
 
 def load_checkpoint(path: str | Path) -> GFlowNet:
@@ -18,6 +19,10 @@ def load_checkpoint(path: str | Path) -> GFlowNet:
     try:
         # weights_only: a checkpoint is data; nothing in it may run code when loaded
         model = GFlowNet.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except RegistryError as err:  # a component registered by a plugin that is not loaded now
+        used = torch.load(path, map_location="cpu", weights_only=True).get("lgfn_plugins") or []
+        hint = f"it was trained with --plugins {' '.join(used)}" if used else "load the plugin that registers it"
+        raise RegistryError(f"checkpoint {path} needs a component that is not registered ({err}); {hint}") from None
     except Exception as err:  # noqa: BLE001 (any failure here means the file is not a usable checkpoint)
         raise RuntimeError(f"checkpoint {path} is not a usable lgfn checkpoint ({type(err).__name__}: {err})") from None
     model.eval()
@@ -25,7 +30,10 @@ def load_checkpoint(path: str | Path) -> GFlowNet:
 
 
 def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed: int = 0, batch: int = 4096) -> int:
-    """Sample n objects at β and write them to ``out`` (CSV, or SDF with 2-D coordinates for molecules); returns n."""
+    """Sample n objects at β and write them to ``out`` (CSV, or SDF with 2-D coordinates for molecules); returns n.
+
+    Objects the oracle cannot score are kept, with reward and log_reward ``nan``: they are the model's samples.
+    """
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     model = load_checkpoint(ckpt)
@@ -36,7 +44,7 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
     generator = torch.Generator().manual_seed(seed)
     xs, raws, logs = [], [], []
     for start in range(0, n, batch):
-        traj = model.sample_objects(min(batch, n - start), beta, generator)
+        traj = model.sample_objects(min(batch, n - start), beta, generator, drop_invalid=False)
         xs.append(traj.x)
         raws.append(traj.raw_reward)
         logs.append(traj.log_reward)

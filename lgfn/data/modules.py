@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
+import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -35,6 +36,11 @@ class _Stream(IterableDataset):
 
 class SamplingDataModule(LightningDataModule):
     """Shared machinery: β samplers, a seeded generator, and resumable state.
+
+    Under DDP (``--trainer.strategy ddp``) every rank runs this module on its own: its own
+    generator (seed + global rank), its own samples and replay buffer, and the same number of
+    steps, so N ranks see N times the trajectories per round. A checkpoint keeps every rank's
+    state (``ranks``), and resumes on the same number of ranks.
 
     Args:
         train_beta: P_train(β), the β of every gradient step on replayed/offline data.
@@ -107,9 +113,26 @@ class SamplingDataModule(LightningDataModule):
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"round": self.round, "generator": self.generator.get_state(), "seeded": self._seeded}
+        """This rank's state; under DDP every rank's, gathered (all ranks save a checkpoint together)."""
+        state = self.rank_state()
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return state
+        states: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(states, state)
+        return {"ranks": states}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        world = self.trainer.world_size if self.trainer is not None else 1
+        saved = len(state["ranks"]) if "ranks" in state else 1
+        if saved != world:
+            raise ValueError(f"the checkpoint holds the sampling state of {saved} process(es); resume it on as many "
+                             f"(devices x num_nodes), not {world}")
+        self.load_rank_state(state["ranks"][self.trainer.global_rank] if "ranks" in state else state)
+
+    def rank_state(self) -> dict[str, Any]:
+        return {"round": self.round, "generator": self.generator.get_state(), "seeded": self._seeded}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
         self.round = state["round"]
         self.generator.set_state(state["generator"])
         self._seeded = state["seeded"]
@@ -144,6 +167,7 @@ class OnlineData(SamplingDataModule):
         self.samples_per_round = samples_per_round
         self.epsilon = epsilon
         self.replay: Replay = registry.build("replay", replay)
+        self._ready = False
 
     def samplers(self) -> list[BetaSampler]:
         return [self.train_beta, self.explore_beta]
@@ -158,9 +182,10 @@ class OnlineData(SamplingDataModule):
             progress = self.round / self.rounds
             beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
             online = self.model.sample(beta.to(self.model.device), self.epsilon, self.generator)
+            online = self.model.keep_scored(online)  # objects the oracle cannot score are left out
             self.model.observe(online)
             self.replay.add(online)  # (3) before (2) changes nothing: a step does not touch the data
-            replay_step = self.replay.ready()
+            replay_step = self._replay_ready()
             self.round += not replay_step
             yield from self._repeat(online)
             if replay_step:  # (4) after (2), so that P_B(·|β) samples with the updated weights
@@ -172,12 +197,20 @@ class OnlineData(SamplingDataModule):
                 self.round += 1
                 yield from self._repeat(replayed)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "replay": self.replay.state_dict()}
+    def _replay_ready(self) -> bool:
+        """Whether every rank's buffer can be drawn from: ranks must take the same number of steps (DDP),
+        so they wait for the slowest. A buffer never shrinks below its minimum, so the answer is kept."""
+        if not self._ready:
+            self._ready = self.trainer.strategy.reduce_boolean_decision(self.replay.ready(), all=True)
+        return self._ready
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
+    def rank_state(self) -> dict[str, Any]:
+        return {**super().rank_state(), "replay": self.replay.state_dict()}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        super().load_rank_state(state)
         self.replay.load_state_dict(state["replay"])
+        self._ready = False
 
 
 class OfflineData(SamplingDataModule):
@@ -206,6 +239,10 @@ class OfflineData(SamplingDataModule):
 
                 x = task.from_strings(read_object_strings(self.objects))
             raw = task.raw_reward(x)
+            scored = raw.isfinite()  # objects the oracle cannot score are left out (and reported by it)
+            if not bool(scored.any()):
+                raise ValueError(f"the oracle could score none of the {len(x)} offline objects")
+            x, raw = x[scored], raw[scored]
             self._data = (x, task.log_reward(raw), raw)
         return self._data
 

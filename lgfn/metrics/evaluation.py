@@ -8,6 +8,7 @@ import torch
 
 from lgfn.metrics.discovery import TopKDiversity, TopKReward
 from lgfn.metrics.exact import ExactEvaluation, evaluate_exact
+from lgfn.metrics.molecular import TopKTanimotoDiversity
 
 if TYPE_CHECKING:
     from lgfn.module import GFlowNet
@@ -17,7 +18,8 @@ TOP_K = 100
 
 
 def evaluate(model: "GFlowNet", stage: str) -> dict[str, float]:
-    """Sampled reward at each β and, for enumerable tasks, the exact L1 and log Z error."""
+    """Sampled reward and diversity at each β (molecule metrics for molecular tasks) and,
+    for enumerable tasks, the exact L1 and log Z error."""
     task = model.task
     out: dict[str, float] = {}
     generator = torch.Generator().manual_seed(0)  # the same evaluation draws at every call
@@ -31,6 +33,12 @@ def evaluate(model: "GFlowNet", stage: str) -> dict[str, float]:
             metric.update(strings, traj.raw_reward.cpu())
         out[f"{stage}/top{TOP_K}_reward@{beta:g}"] = float(top.compute())
         out[f"{stage}/top{TOP_K}_diversity@{beta:g}"] = float(diversity.compute())
+        if task.molecular:
+            smiles = task.smiles(traj.x)
+            tanimoto = TopKTanimotoDiversity(k=TOP_K)
+            tanimoto.update(smiles, traj.raw_reward.cpu(), smiles)  # top-k distinct molecules
+            out[f"{stage}/top{TOP_K}_tanimoto_diversity@{beta:g}"] = float(tanimoto.compute())
+            out[f"{stage}/distinct_molecules@{beta:g}"] = float(len(set(smiles)))
         if task.enumerable and task.env.n_states <= EXACT_MAX_OBJECTS:
             ev = evaluate_exact(task, model.policy, beta)
             out[f"{stage}/l1@{beta:g}"] = ev.l1
@@ -55,18 +63,23 @@ def _log_heatmap(model: "GFlowNet", stage: str, ev: ExactEvaluation) -> None:
     plt.close(fig)
 
 
+def grid_image(task, p: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    """A distribution over a 2-D grid's objects (``terminal_objects`` order) as an H×H image."""
+    _, objects = task.terminal_objects()
+    h = task.env.height
+    img = torch.zeros(h, h, dtype=torch.float64)
+    img[objects[:, 0], objects[:, 1]] = p.double()
+    return img
+
+
 def grid_heatmaps(task, panels: dict[str, torch.Tensor], title: str = ""):  # noqa: ANN001, ANN201
     """A row of H×H heatmaps of distributions over a 2-D grid's objects."""
     import matplotlib.pyplot as plt
 
-    _, objects = task.terminal_objects()
-    h = task.env.height
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
     vmax = max(float(p.max()) for p in panels.values())
     for ax, (name, p) in zip(axes[0], panels.items()):
-        img = torch.zeros(h, h, dtype=torch.float64)
-        img[objects[:, 0], objects[:, 1]] = p.double()
-        ax.imshow(img.numpy(), cmap="viridis", vmin=0, vmax=vmax, origin="lower")
+        ax.imshow(grid_image(task, p).numpy(), cmap="viridis", vmin=0, vmax=vmax, origin="lower")
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])

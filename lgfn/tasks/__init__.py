@@ -2,6 +2,6 @@
 
 from lgfn.tasks.base import RewardTransform, Task
 from lgfn.tasks.gridworld import GridWorld
-from lgfn.tasks.sequence import QM9, SEH, RNABinding, SequenceTask, TFBind8
+from lgfn.tasks.sequence import QM9, SEH, BlockStrings, RNABinding, SequenceTask, TFBind8
 
-__all__ = ["RewardTransform", "Task", "GridWorld", "SequenceTask", "TFBind8", "RNABinding", "QM9", "SEH"]
+__all__ = ["RewardTransform", "Task", "GridWorld", "SequenceTask", "TFBind8", "RNABinding", "QM9", "SEH", "BlockStrings"]

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import torch
 from torch import Tensor
 
 from lgfn.envs.base import Env
@@ -39,6 +40,11 @@ class RewardTransform:
             out = out + math.log(self.max_reward) - self.exponent * math.log(ref)
         return out.float()
 
+    def admissible(self, raw: Tensor) -> Tensor:
+        """Which raw values the transform can take: finite, and > 0 unless ``clip_min`` clips them."""
+        ok = torch.isfinite(raw)
+        return ok if self.clip_min is not None else ok & (raw > 0)
+
 
 def make_transform(spec: RewardTransform | Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> RewardTransform:
     """A task's transform: its defaults, overridden by the config's mapping."""
@@ -62,10 +68,9 @@ class Task:
     name: str = "task"
     env: Env
     transform: RewardTransform
-    distance: str = "hamming"  # how diversity compares objects' strings
 
     def raw_reward(self, x: Tensor) -> Tensor:
-        """Oracle values R(x) of objects x [N, D] as float64 [N]."""
+        """Oracle values R(x) of objects x [N, D] as float64 [N]; NaN for objects the oracle cannot score."""
         raise NotImplementedError
 
     def log_reward(self, raw: Tensor) -> Tensor:
@@ -91,6 +96,15 @@ class Task:
         return {}
 
     @property
+    def molecular(self) -> bool:
+        """Whether objects are molecules (then ``smiles`` works and molecule metrics apply)."""
+        return False
+
+    def smiles(self, x: Tensor) -> list[str]:
+        """Canonical SMILES of objects x, for molecular tasks."""
+        raise NotImplementedError(f"task {self.name} has no molecules")
+
+    @property
     def enumerable(self) -> bool:
         return self.env.n_states is not None
 
@@ -104,7 +118,9 @@ class Task:
         return self._terminals
 
     def terminal_log_rewards(self) -> Tensor:
-        """Transformed log R of every object, in ``terminal_objects`` order; cached."""
+        """Transformed log R of every object, in ``terminal_objects`` order (−inf where the oracle cannot
+        score it: such objects have no mass in R^β/Z); cached."""
         if not hasattr(self, "_terminal_log_r"):
-            self._terminal_log_r = self.log_reward(self.raw_reward(self.terminal_objects()[1]))
+            log_r = self.log_reward(self.raw_reward(self.terminal_objects()[1]))
+            self._terminal_log_r = log_r.masked_fill(log_r.isnan(), -math.inf)
         return self._terminal_log_r

@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 import torch
 from torch import Tensor
 
-from lgfn import registry
 from lgfn.envs.sequence import AppendOnly, PrependAppend
+from lgfn.oracles.base import GuardedOracle, build_oracle
 from lgfn.registry import ComponentSpec, register_task
 from lgfn.tasks.base import RewardTransform, Task, make_transform
+
+if TYPE_CHECKING:
+    from lgfn.chem.blocks import BlockSet, BlockSpec
+
+SMILES_CACHE_SIZE = 1_000_000  # strings whose SMILES a block task keeps (~100 MB at most)
 
 MDPs = {"prepend_append": PrependAppend, "append_only": AppendOnly}
 
 
 @register_task("sequence")
 class SequenceTask(Task):
-    """Strings of ``length`` tokens over ``alphabet``, scored by a registered oracle.
+    """Strings of ``length`` tokens over ``alphabet``, scored by a registered oracle: a new problem needs only an oracle.
 
     Args:
         alphabet: one character per token; token i is ``alphabet[i]``.
         length: L, the length of every object.
-        oracle: the reward oracle (registry name or spec): tokens [N, L] -> raw rewards [N].
+        oracle: the reward oracle (registry name or spec): tokens [N, L] (or the strings, when it is
+            registered with ``inputs="strings"``) -> raw rewards [N]; see :mod:`lgfn.oracles.base`.
         mdp: ``prepend_append`` (the official MDP) or ``append_only`` (autoregressive).
         transform: reward transform overrides (see :class:`RewardTransform`).
         modes: known mode strings, for the modes-found metric.
+        offline_pool: build the offline set from this many uniformly random objects (seed 0)
+            instead of listing every object (needed when the space is too large to list).
+        oracle_timeout: seconds one batched oracle call may take; objects it times out on are left out.
+        fail_fast: stop with an error naming the first object the oracle cannot score, instead of
+            reporting it and leaving it out of training.
     """
 
     name = "sequence"
@@ -34,20 +45,32 @@ class SequenceTask(Task):
     def __init__(self, alphabet: str, length: int, oracle: ComponentSpec,
                  mdp: Literal["prepend_append", "append_only"] = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None,
-                 modes: list[str] | None = None) -> None:
+                 modes: list[str] | None = None, offline_pool: int | None = None,
+                 oracle_timeout: float | None = None, fail_fast: bool = False) -> None:
         if mdp not in MDPs:
             raise ValueError(f"mdp must be one of {', '.join(MDPs)}, got {mdp!r}")
         if len(set(alphabet)) != len(alphabet):
             raise ValueError(f"alphabet {alphabet!r} repeats a character")
         self.alphabet, self.length = alphabet, length
         self.env = MDPs[mdp](len(alphabet), length)
-        self.oracle = registry.build("oracle", oracle)
+        self.oracle, self.oracle_inputs, oracle_name = build_oracle(oracle)
+        if self.oracle_inputs == "smiles" and not self.molecular:
+            raise ValueError(f"oracle {oracle_name} scores SMILES, but the objects of task {self.name} are not "
+                             "molecules; use a block-string task (blocks) or an oracle of tokens or strings")
+        self._guard = GuardedOracle(self.oracle, oracle_name, oracle_timeout, fail_fast)
         self.transform = make_transform(transform, self.transform_defaults)
         self._modes = modes
+        self.offline_pool = offline_pool
         self._lookup = {c: i for i, c in enumerate(alphabet)}
 
     def raw_reward(self, x: Tensor) -> Tensor:
-        return self.oracle(x.cpu()).double()
+        """One batched oracle call; NaN for the objects it cannot score (see :class:`GuardedOracle`)."""
+        x = x.cpu()
+        if self.oracle_inputs == "tokens":
+            inputs: Tensor | list[str] = x
+        else:
+            inputs = self.smiles(x) if self.oracle_inputs == "smiles" else self.to_strings(x)
+        return self._guard(x, inputs, self.transform.admissible, self.to_strings)
 
     def to_strings(self, x: Tensor) -> list[str]:
         return ["".join(self.alphabet[t] for t in row) for row in x.tolist()]
@@ -60,6 +83,22 @@ class SequenceTask(Task):
 
     def modes(self) -> list[str] | None:
         return self._modes
+
+    def offline_objects(self) -> Tensor:
+        """The bottom half by raw reward of every object, or of ``offline_pool`` uniformly random
+        objects (seed 0) scored by the oracle when the space is too large to list; objects the
+        oracle cannot score are left out."""
+        if self.offline_pool is None and not self.enumerable:
+            raise ValueError(f"task {self.name}: {len(self.alphabet)}^{self.length} objects are too many to list; "
+                             "set offline_pool or pass an object file to OfflineData(objects=...)")
+        if self.offline_pool is None:
+            x = self.terminal_objects()[1]
+        else:
+            g = torch.Generator().manual_seed(0)
+            x = torch.randint(len(self.alphabet), (self.offline_pool, self.length), generator=g)
+        r = self.raw_reward(x)
+        x, r = x[r.isfinite()], r[r.isfinite()]
+        return x[r <= r.median()]
 
 
 @register_task("tfbind8")
@@ -98,11 +137,14 @@ class RNABinding(SequenceTask):
     transform_defaults = {"clip_min": 0.001, "exponent": 8.0, "max_reward": 10.0, "reference": 1.0545}
 
     def __init__(self, target: int = 1, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
-                 transform: RewardTransform | Mapping[str, Any] | None = None, workers: int | None = None) -> None:
+                 transform: RewardTransform | Mapping[str, Any] | None = None, workers: int | None = None,
+                 offline_pool: int = 16_384) -> None:
         from lgfn.oracles.rna import ALPHABET, LENGTH
 
         self.target = target
-        super().__init__(ALPHABET, LENGTH, {"name": "rna", "target": target, "workers": workers}, mdp, transform)
+        # 4^14 = 268M objects: the offline set is the bottom half of offline_pool random 14-mers
+        super().__init__(ALPHABET, LENGTH, {"name": "rna", "target": target, "workers": workers}, mdp, transform,
+                         offline_pool=offline_pool)
 
     def modes(self) -> list[str] | None:
         from lgfn.oracles.rna import load_modes
@@ -111,38 +153,71 @@ class RNABinding(SequenceTask):
 
 
 class BlockStringTask(SequenceTask):
-    """Molecules as strings of building blocks (Shen et al. 2023), with RDKit SMILES per object."""
+    """Molecules as strings of building blocks (Shen et al. 2023), with RDKit SMILES per object.
+
+    ``blocks`` defaults to the subclass's built-in set ``blocks_name``; the other arguments are
+    those of :class:`SequenceTask`.
+    """
 
     blocks_name = ""
-    distance = "hamming"
 
-    def __init__(self, oracle: str, length: int, mdp: Literal["prepend_append", "append_only"],
-                 transform: RewardTransform | Mapping[str, Any] | None) -> None:
+    def __init__(self, oracle: ComponentSpec, length: int, mdp: Literal["prepend_append", "append_only"],
+                 transform: RewardTransform | Mapping[str, Any] | None, offline_pool: int | None = None,
+                 blocks: BlockSet | None = None, modes: list[str] | None = None,
+                 oracle_timeout: float | None = None, fail_fast: bool = False) -> None:
         from lgfn.chem import block_set
 
-        self.blocks = block_set(self.blocks_name)
-        super().__init__("".join(self.blocks.chars), length, oracle, mdp, transform)
+        self.blocks = block_set(self.blocks_name) if blocks is None else blocks
+        super().__init__("".join(self.blocks.chars), length, oracle, mdp, transform, modes, offline_pool,
+                         oracle_timeout, fail_fast)
 
-    def modes(self) -> list[str]:
-        return self.oracle.modes()
+    def modes(self) -> list[str] | None:
+        """The oracle's own modes where it lists them (qm9, seh), else the configured ones."""
+        oracle_modes = getattr(self.oracle, "modes", None)
+        return oracle_modes() if callable(oracle_modes) else self._modes
 
-    offline_pool: int | None = None  # objects drawn for the offline set when the space is too large to list
-
-    def offline_objects(self) -> Tensor:
-        """The bottom half by raw reward of every object (or of ``offline_pool`` seeded random ones)."""
-        if self.offline_pool is None:
-            x = self.terminal_objects()[1]
-        else:
-            g = torch.Generator().manual_seed(0)
-            x = torch.randint(len(self.alphabet), (self.offline_pool, self.length), generator=g)
-        r = self.raw_reward(x)
-        return x[r <= r.median()]
+    @property
+    def molecular(self) -> bool:
+        return True
 
     def smiles(self, x: Tensor) -> list[str]:
-        return self.blocks.canonical_smiles(self.to_strings(x))
+        """Canonical SMILES, memoised per string: replay and training revisit the same objects."""
+        cache = self.__dict__.setdefault("_smiles_cache", {})
+        if len(cache) > SMILES_CACHE_SIZE:
+            cache.clear()
+        strings = self.to_strings(x)
+        new = sorted({s for s in strings if s not in cache})
+        cache.update(zip(new, self.blocks.canonical_smiles(new)))
+        return [cache[s] for s in strings]
 
     def extra_columns(self, x: Tensor) -> dict[str, list[Any]]:
         return {"smiles": self.smiles(x)}
+
+
+@register_task("blocks")
+class BlockStrings(BlockStringTask):
+    """Molecules of ``length`` blocks from the config, scored by any oracle: a new molecular problem needs
+    only an oracle (of tokens, block strings, or SMILES with ``inputs="smiles"``).
+
+    Args:
+        blocks: ``qm9`` or ``seh`` (the built-in sets), a block file (upstream JSON with ``block_smi`` and
+            ``block_r``), or a list of blocks, each a SMILES (bonded at its first and last atom) or
+            ``{smiles: ..., attach: [r0, r1]}`` (atom r0 bonds to the previous block, r1 to the next).
+        length: blocks per molecule.
+        oracle, mdp, transform, modes, offline_pool, oracle_timeout, fail_fast: as for ``sequence``.
+    """
+
+    name = "blocks"
+
+    def __init__(self, blocks: BlockSpec, length: int, oracle: ComponentSpec,
+                 mdp: Literal["prepend_append", "append_only"] = "prepend_append",
+                 transform: RewardTransform | Mapping[str, Any] | None = None, modes: list[str] | None = None,
+                 offline_pool: int | None = None, oracle_timeout: float | None = None,
+                 fail_fast: bool = False) -> None:
+        from lgfn.chem.blocks import block_set_from_spec
+
+        super().__init__(oracle, length, mdp, transform, offline_pool, block_set_from_spec(blocks), modes,
+                         oracle_timeout, fail_fast)
 
 
 @register_task("qm9")
@@ -166,9 +241,9 @@ class SEH(BlockStringTask):
 
     name = "seh"
     blocks_name = "seh"
-    offline_pool = 65_536  # 18^6 = 34M strings: the offline set is the bottom half of a seeded sample
     transform_defaults = {"clip_min": 0.001, "exponent": 6.0, "max_reward": 10.0, "reference": 7.033253064721926}
 
     def __init__(self, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
-                 transform: RewardTransform | Mapping[str, Any] | None = None) -> None:
-        super().__init__("seh", 6, mdp, transform)
+                 transform: RewardTransform | Mapping[str, Any] | None = None, offline_pool: int = 65_536) -> None:
+        # 18^6 = 34M strings: the offline set is the bottom half of offline_pool random ones
+        super().__init__("seh", 6, mdp, transform, offline_pool=offline_pool)

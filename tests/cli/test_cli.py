@@ -55,6 +55,18 @@ def test_fit_checkpoint_sample_round_trip(tmp_path):
     assert out.read_text() == again.read_text()  # seeded
 
 
+@pytest.mark.parametrize("interval", [1000, 15])
+def test_fit_always_checkpoints_the_final_model(tmp_path, interval):
+    """With a validation interval longer than the run, or not dividing its steps, the last step is still saved."""
+    cfg = write_config(tmp_path)
+    assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path),
+                 "--trainer.val_check_interval", str(interval)]) == 0
+    final = checkpoints(tmp_path)[-1]
+    assert "step=40" in final.name  # 20 rounds, 2 steps each
+    assert torch.load(final, weights_only=False)["global_step"] == 40
+    assert len(list(tmp_path.rglob("*step=40*.ckpt"))) == 1
+
+
 def test_unconditional_model_refuses_other_beta(tmp_path, capsys):
     cfg = write_config(tmp_path, **{"model.conditioner": {"name": "none", "fixed_beta": 2.0}, "data.init_args.rounds": 5})
     assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path)]) == 0

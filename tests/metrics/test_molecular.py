@@ -46,3 +46,25 @@ def test_top_k_tanimoto_diversity_and_merge() -> None:
     metric.reset()
     metric.update(["b1"], [1.0], ["CCO"])
     assert metric.compute().item() == 0.0
+
+
+def test_molecular_task_reports_molecules_not_strings():
+    """'00001' and '10000' are one molecule (CCCCO): distinct molecules count it once, in training and evaluation."""
+    import torch
+
+    from lgfn.metrics.evaluation import evaluate
+    from lgfn.module import GFlowNet
+
+    model = GFlowNet(task="qm9", hidden_dim=16, eval_betas=[1.0], eval_samples=64)
+    x = model.task.from_strings(["00001", "10000", "11111"])
+    traj = model.score(model.sample_backward(x, torch.ones(3)))
+    model.observe(traj)
+    assert int(model.distinct_found.compute()) == 3
+    assert int(model.molecules_found.compute()) == 2
+    assert float(model.tanimoto_found.compute()) == pytest.approx(
+        tanimoto_diversity(model.task.smiles(x[1:])), abs=1e-9)  # the same molecule's strings count once
+
+    out = evaluate(model, "test")
+    smiles_seen = out["test/distinct_molecules@1"]
+    assert 1 <= smiles_seen <= 64
+    assert 0.0 < out["test/top100_tanimoto_diversity@1"] <= 1.0
