@@ -16,7 +16,9 @@ from typing import Any, Mapping
 
 import yaml
 
-EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+# where bundled experiments are looked for: the current folder's configs (an installed package,
+# e.g. the Docker image, runs from a checkout of the configs) and the source tree's
+EXPERIMENT_DIRS = (Path("configs") / "experiments", Path(__file__).resolve().parents[2] / "configs" / "experiments")
 PROFILES = ("quick", "full")
 
 
@@ -106,11 +108,13 @@ def find_experiment(name: str) -> Path:
         if not path.is_file():
             raise ExperimentError(f"experiment file {path} not found")
         return path
-    candidate = EXPERIMENT_DIR / f"{name}.yaml"
-    if not candidate.is_file():
-        known = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
-        raise ExperimentError(f"unknown experiment {name!r}; choose one of {', '.join(known)} or pass a YAML file")
-    return candidate
+    for folder in EXPERIMENT_DIRS:
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    known = sorted({p.stem for folder in EXPERIMENT_DIRS for p in folder.glob("*.yaml")})
+    if not known:
+        raise ExperimentError("no configs/experiments folder here; run from a checkout of lgfn or pass a YAML file")
+    raise ExperimentError(f"unknown experiment {name!r}; choose one of {', '.join(known)} or pass a YAML file")
 
 
 def load_experiment(name: str, profile: str = "quick", seeds: int | None = None) -> Experiment:
