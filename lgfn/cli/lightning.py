@@ -42,7 +42,8 @@ class LgfnCLI(LightningCLI):
         if callback is None or not callback.dirpath or trainer.global_step == 0:
             return
         directory = Path(callback.dirpath)
-        if not any(directory.glob(f"*step={trainer.global_step}*.ckpt")):
+        # rank 0 decides: saving is collective under DDP, so every rank must agree
+        if trainer.strategy.broadcast(not any(directory.glob(f"*step={trainer.global_step}*.ckpt"))):
             trainer.save_checkpoint(directory / f"epoch={trainer.current_epoch - 1}-step={trainer.global_step}.ckpt")
 
 
