@@ -64,15 +64,6 @@ def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = copy.deepcopy(value)
 
 
-def get_dotted(config: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    node: Any = config
-    for p in key.split("."):
-        if not isinstance(node, Mapping) or p not in node:
-            return default
-        node = node[p]
-    return node
-
-
 def _merge(base: dict[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
     """Deep merge of nested config dicts, as ``lgfn fit --config a --config b`` does: a new
     ``class_path`` replaces the whole entry, since the old ``init_args`` belong to the old class."""
