@@ -291,6 +291,7 @@ def _modes(col: Collected, plt) -> list[str]:  # noqa: ANN001
         for j, (_, title) in enumerate(present):
             axes[0][j].set_title(f"{task}: {title}", fontsize=9)
             axes[0][j].set_xlabel("objects sampled")
+            axes[0][j].xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k" if x else "0")  # 150k, not 150000
         axes[0][0].legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(col.out / f"modes_{task}.png", dpi=110)
