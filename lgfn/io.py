@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,11 +22,18 @@ def read_object_strings(path: str | Path) -> list[str]:
 
 
 def write_csv(path: str | Path, columns: dict[str, Sequence[Any]]) -> None:
-    """A CSV with one column per key (all of equal length)."""
+    """A CSV with one column per key (all of equal length), written atomically: a reader (or a failed run)
+    never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(columns)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(names)
-        writer.writerows(zip(*(columns[n] for n in names)))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(names)
+            writer.writerows(zip(*(columns[n] for n in names)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import torch
@@ -9,8 +12,9 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 from torchmetrics import SumMetric
 
-from lgfn import registry
+from lgfn import components, registry
 from lgfn.data.trajectories import Trajectories, rows_of, sample_backward, sample_forward
+from lgfn.errors import ConfigError, TrainingError
 from lgfn.losses.base import FlowTerms, Loss
 from lgfn.metrics.discovery import DistinctObjects, ModesFound, TopKDiversity, TopKReward
 from lgfn.metrics.molecular import TopKTanimotoDiversity
@@ -18,6 +22,8 @@ from lgfn.models.conditioners import Conditioner
 from lgfn.models.policy import Policy
 from lgfn.registry import ComponentSpec
 from lgfn.tasks.base import Task
+
+log = logging.getLogger("lgfn")
 
 
 class GFlowNet(LightningModule):
@@ -34,6 +40,8 @@ class GFlowNet(LightningModule):
         logit_clip: clamp α_θ to [−c, c] (None: no clamp).
         eval_betas: β values evaluated at validation/test, including ones outside training.
         eval_samples: objects sampled per β at evaluation.
+        nonfinite_patience: training stops (with a checkpoint of the last good weights) after this
+            many steps in a row whose loss or gradient is not finite; each such step is skipped.
     """
 
     def __init__(
@@ -52,20 +60,24 @@ class GFlowNet(LightningModule):
         logit_clip: float | None = None,
         eval_betas: list[float] = [1.0, 2.0, 3.0],  # noqa: B006 (jsonargparse needs a literal default)
         eval_samples: int = 1000,
+        nonfinite_patience: int = 20,
     ) -> None:
         super().__init__()
+        specs = self.check_args(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.save_hyperparameters()
-        if backward_policy not in ("learned", "uniform"):
-            raise ValueError(f"backward_policy must be 'learned' or 'uniform', got {backward_policy!r}")
-        self.task: Task = registry.build("task", task)
-        cond: Conditioner = registry.build("conditioner", conditioner)
-        self.loss_fn: Loss = registry.build("loss", loss)
+        self.hparams.update(specs)  # checkpoints hold resolved {class_path, init_args}, every default filled in
+        self.task: Task = registry.build("task", specs["task"])
+        cond: Conditioner = registry.build("conditioner", specs["conditioner"])
+        self.loss_fn: Loss = registry.build("loss", specs["loss"])
         self.policy = Policy(
             self.task.env, cond, hidden_dim, n_layers,
             learned_backward=backward_policy == "learned", state_flow=self.loss_fn.needs_flow, logit_clip=logit_clip,
         )
+        # the β range of training (kept in checkpoints; sampling outside it warns)
+        self.trained_beta: tuple[float, float] | None = None
         if cond.fixed_beta is not None:
             self.hparams.eval_betas = [cond.fixed_beta]
+            self.trained_beta = (cond.fixed_beta, cond.fixed_beta)
         # discovery over every object the run has rewarded (the mode-seeking curve); reduced across ranks
         modes = self.task.modes()
         self.modes_found = ModesFound(modes) if modes else None
@@ -78,6 +90,41 @@ class GFlowNet(LightningModule):
             self.tanimoto_found = TopKTanimotoDiversity(k=100)
         self.oracle_invalid = SumMetric()  # sampled objects the oracle could not score, all ranks
         self._last_eval_step = -1
+        self._warned_betas: set[float] = set()
+        self._nonfinite_run = 0  # steps in a row skipped for a non-finite loss or gradient
+        self.nonfinite_steps = 0
+
+    @staticmethod
+    def check_args(**args: Any) -> dict[str, Any]:
+        """Check every setting before anything is built (no data is loaded), naming the one at fault.
+
+        Returns the component specs resolved against the registry (``{class_path, init_args}``).
+        """
+        components.load()
+        for key in ("hidden_dim", "n_layers", "eval_samples", "nonfinite_patience"):
+            value = args.get(key)
+            if key in args and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"model.{key} = {value!r}: must be an integer >= 1")
+        for key in ("lr_policy", "lr_z", "lr_scale", "lr_flow", "grad_clip", "logit_clip"):
+            value = args.get(key)
+            optional = key in ("grad_clip", "logit_clip")
+            if key in args and not (value is None and optional) and not _positive(value):
+                none = " or null (off)" if optional else ""
+                raise ConfigError(f"model.{key} = {value!r}: must be a positive finite number{none}")
+        if args.get("backward_policy", "learned") not in ("learned", "uniform"):
+            raise ConfigError(f"model.backward_policy = {args['backward_policy']!r}: must be 'learned' or 'uniform'")
+        betas = args.get("eval_betas", [1.0])
+        if not isinstance(betas, (list, tuple)) or not betas or not all(_positive(b) for b in betas):
+            raise ConfigError(f"model.eval_betas = {betas!r}: must be a non-empty list of positive finite β")
+        specs = {}
+        for key in ("task", "conditioner", "loss"):
+            try:
+                specs[key] = registry.resolve(key, args.get(key, key))
+                if key != "task":  # tiny: built once here so that their values are checked too (a task loads data)
+                    registry.build(key, specs[key])
+            except (ConfigError, registry.RegistryError) as err:
+                raise ConfigError(f"model.{key}: {err}") from None
+        return specs
 
     def keep_scored(self, traj: Trajectories) -> Trajectories:
         """The trajectories whose objects the oracle scored; the others are counted (``oracle/invalid``,
@@ -120,13 +167,19 @@ class GFlowNet(LightningModule):
         """The one β of an unconditional model, else None."""
         return self.policy.conditioner.fixed_beta
 
-    def check_beta(self, beta: float) -> None:
-        """Refuse a β the model cannot sample at, with a one-line reason."""
-        if beta <= 0:
-            raise ValueError(f"β must be positive, got {beta}")
+    def check_beta(self, beta: float, warn: bool = True) -> None:
+        """Refuse a β the model cannot sample at, with a one-line reason; warn (once per β) when β lies
+        outside the range the model was trained on: the result still comes out, but is extrapolation."""
+        if not _positive(beta):
+            raise ConfigError(f"β must be a positive finite number, got {beta}")
         if self.fixed_beta is not None and abs(beta - self.fixed_beta) > 1e-9:
-            raise ValueError(f"this model is unconditional (conditioner 'none'), trained at β={self.fixed_beta}; "
-                             f"it samples only at --beta {self.fixed_beta}")
+            raise ConfigError(f"this model is unconditional (conditioner 'none'), trained at β={self.fixed_beta}; "
+                              f"it samples only at --beta {self.fixed_beta}")
+        trained = self.trained_beta
+        if warn and trained is not None and not trained[0] <= beta <= trained[1] and beta not in self._warned_betas:
+            self._warned_betas.add(beta)
+            log.warning("β=%g is outside the range the model was trained on, [%g, %g]: the samples extrapolate",
+                        beta, *trained)
 
     def score(self, traj: Trajectories) -> Trajectories:
         """Fill in the rewards of sampled trajectories in one batched oracle call."""
@@ -176,19 +229,48 @@ class GFlowNet(LightningModule):
         traj, _, _ = next(dataloader_iter)
         traj = traj.to(self.device)
         if not len(traj):  # the oracle scored none of this batch's objects
-            if self.trainer.world_size == 1:
-                return None  # Lightning skips the step
-            # under DDP every rank must join the gradient all-reduce: a zero loss over every parameter
-            return sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
+            return self._skip_step()
         loss = self.loss_fn(self.flow_terms(traj))
+        if not bool(torch.isfinite(loss)):
+            self._nonfinite(f"loss {float(loss):g}")
+            return self._skip_step()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(traj))
         self.log("train/log_reward", traj.log_reward.mean(), batch_size=len(traj))
         return loss
 
+    def _skip_step(self) -> Tensor | None:
+        """No update from this step. Under DDP every rank must still join the gradient all-reduce: a zero
+        loss over every parameter (no gradient reaches Adam then: see ``on_before_optimizer_step``)."""
+        if self.trainer.world_size == 1:
+            return None  # Lightning skips the step
+        self._skip_update = True
+        return sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         max_norm = self.hparams.grad_clip if self.hparams.grad_clip is not None else float("inf")
         norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
-        self.log("train/grad_norm", norm, batch_size=1)
+        skip, self._skip_update = getattr(self, "_skip_update", False), False
+        if not bool(torch.isfinite(norm)):
+            self._nonfinite(f"gradient norm {float(norm):g}")
+            skip = True
+        elif not skip:
+            self._nonfinite_run = 0
+            self.log("train/grad_norm", norm, batch_size=1)
+        if skip:  # Adam leaves parameters without a gradient untouched (no moment update either)
+            for p in self.parameters():
+                p.grad = None
+
+    def _nonfinite(self, what: str) -> None:
+        """Count a skipped non-finite step; stop after ``nonfinite_patience`` in a row."""
+        self.nonfinite_steps += 1
+        self._nonfinite_run += 1
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
+        log.warning("step %d skipped: non-finite %s (%d in a row)", self.global_step, what, self._nonfinite_run)
+        if self._nonfinite_run >= self.hparams.nonfinite_patience:
+            raise TrainingError(
+                f"training diverged: {self._nonfinite_run} steps in a row had a non-finite loss or gradient "
+                f"(last: {what} at step {self.global_step}); lower the learning rates (model.lr_*), narrow the β "
+                f"range or set model.grad_clip; model.nonfinite_patience = {self.hparams.nonfinite_patience}")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         lrs = {"policy": self.hparams.lr_policy, "z": self.hparams.lr_z,
@@ -206,10 +288,10 @@ class GFlowNet(LightningModule):
 
     @torch.no_grad()
     def sample_objects(self, n: int, beta: float, generator: torch.Generator | None = None,
-                       drop_invalid: bool = True) -> Trajectories:
+                       drop_invalid: bool = True, warn: bool = True) -> Trajectories:
         """n objects sampled on-policy at one β and scored; those the oracle cannot score (raw reward NaN)
         are left out unless ``drop_invalid`` is False."""
-        self.check_beta(beta)
+        self.check_beta(beta, warn)
         traj = self.sample(torch.full((n,), float(beta), device=self.device), 0.0, generator)
         return traj.index(traj.raw_reward.isfinite()) if drop_invalid else traj
 
@@ -229,6 +311,47 @@ class GFlowNet(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from lgfn import plugins
+        from lgfn.checkpoints import FORMAT
 
         # named again when a checkpoint's components are missing: `lgfn sample` never imports code by itself
         checkpoint["lgfn_plugins"] = plugins.loaded()
+        checkpoint["lgfn_format"] = FORMAT
+        if self.trained_beta is not None:
+            checkpoint["lgfn_trained_beta"] = list(self.trained_beta)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trained = checkpoint.get("lgfn_trained_beta")
+        if trained is None:  # written before lgfn 0.2: the conditioner's range is the training range
+            key = "policy.conditioner.beta_range"
+            saved = checkpoint.get("state_dict", {}).get(key)
+            trained = saved.tolist() if saved is not None and bool(torch.isfinite(saved).all()) else None
+        self.trained_beta = (float(trained[0]), float(trained[1])) if trained is not None else None
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: Any = None,  # type: ignore[override]
+                             **overrides: Any) -> "GFlowNet":
+        """A trained model from a checkpoint, read as data: only registered components are built from it
+        (see :mod:`lgfn.checkpoints`). ``overrides`` replace saved settings (e.g. ``eval_samples``)."""
+        from lgfn.checkpoints import model_hparams, read
+        from lgfn.errors import CheckpointError
+
+        ckpt = read(checkpoint_path)
+        components.load()
+        hparams = model_hparams(ckpt, cls, f"checkpoint {checkpoint_path}")
+        hparams.update(overrides)
+        model = cls(**hparams)
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"checkpoint {checkpoint_path}: its weights do not fit the model it describes "
+                                  f"({first})") from None
+        model.on_load_checkpoint(ckpt)
+        if map_location is not None:
+            model.to(map_location)
+        return model
+
+
+def _positive(value: Any) -> bool:
+    """A positive finite number (booleans are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0

@@ -1,17 +1,22 @@
-"""One registry for every pluggable kind of component.
+"""One registry for every pluggable kind of component, and the allow-list of what may be built.
 
-Python code registers a class or function under a short name with a decorator;
-the top-level ``registry/`` folder holds YAML entries that bind a short name to a
-``class_path`` and default ``init_args``. Configs then name components by these
-names, as a bare string (``conditioner: logit``), as a mapping with overrides
-(``conditioner: {name: logit, hidden_dim: 64}``) or by ``class_path`` as usual.
+Python code registers a class or function under a short name with a decorator; YAML
+entries (``registry/``) bind a short name to a ``class_path`` and default ``init_args``.
+Configs name components as a bare string (``conditioner: logit``), a mapping with
+overrides (``conditioner: {name: logit, hidden_dim: 64}``) or ``{class_path, init_args}``.
+
+Only registered components are ever built: a ``class_path`` is looked up among the
+registered ones and refused otherwise, before anything is imported. A config or a
+checkpoint is data; the code it may reach is what lgfn, its YAML registry and the
+plugins the user loaded registered. This module imports nothing of lgfn: filling it
+(built-in modules, YAML folders, plugins) is :func:`lgfn.components.load`'s job.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
-import importlib.util
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +33,7 @@ T = TypeVar("T")
 
 
 class RegistryError(ValueError):
-    """A config named a component that cannot be resolved; the message says how to fix it."""
+    """A config or checkpoint named a component that cannot be resolved; the message says how to fix it."""
 
 
 @dataclass
@@ -41,15 +46,24 @@ class Entry:
     defaults: dict[str, Any] = field(default_factory=dict)
     source: str = "python"
 
+    @property
+    def class_path(self) -> str:
+        """The dotted path a resolved spec names this entry's target by."""
+        return self.target if isinstance(self.target, str) else class_path_of(self.target)
+
     def load(self) -> Callable[..., Any]:
-        """The class or function; a ``class_path`` string is imported on first use."""
+        """The class or function; a YAML entry's ``class_path`` is imported on first use (it is registered)."""
         if isinstance(self.target, str):
-            self.target = import_object(self.target)
+            self.target = _import(self.target)
         return self.target
 
 
 _ENTRIES: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
-_YAML_LOADED = False
+
+
+def class_path_of(obj: Any) -> str:
+    """``module.QualifiedName`` of a class or function."""
+    return f"{obj.__module__}.{obj.__qualname__}"
 
 
 def _check_kind(kind: str) -> None:
@@ -86,9 +100,10 @@ ORACLE_INPUTS: tuple[str, ...] = ("tokens", "strings", "smiles")
 def register_oracle(name: str, *, inputs: str | None = None, **defaults: Any) -> Callable[[T], T]:
     """``@register_oracle("my_score")``: a function or class mapping a batch of objects to rewards.
 
-    A function is the oracle itself; a class is built with the config's arguments and its
-    instances are called. ``inputs="strings"`` (or ``"smiles"``) hands the oracle the objects'
-    strings instead of token tensors; it is kept on the object as ``lgfn_inputs``.
+    A function is the oracle itself (config arguments are bound to it as keywords); a class is
+    built with the config's arguments and its instances are called. ``inputs="strings"`` (or
+    ``"smiles"``) hands the oracle the objects' strings instead of token tensors; it is kept on
+    the object as ``lgfn_inputs``.
     """
     if inputs is not None and inputs not in ORACLE_INPUTS:
         raise RegistryError(f"oracle {name!r}: inputs must be one of {', '.join(ORACLE_INPUTS)}, got {inputs!r}")
@@ -97,40 +112,25 @@ def register_oracle(name: str, *, inputs: str | None = None, **defaults: Any) ->
     def wrap(obj: T) -> T:
         if inputs is not None:
             obj.lgfn_inputs = inputs  # type: ignore[attr-defined]
+        if not inspect.isclass(obj):
+            obj.lgfn_bind_args = True  # type: ignore[attr-defined]
         return deco(obj)
 
     return wrap
 
 
-def import_object(path: str) -> Any:
-    """Import ``package.module.Name``; a bad path is a config error, not a traceback."""
+def _import(path: str) -> Any:
+    """Import a registered ``package.module.Name`` (its module may be nested: ``mod.Class.method``)."""
     module_name, _, attr = path.rpartition(".")
-    if not module_name:
-        raise RegistryError(f"class_path {path!r} must be a dotted path like 'package.module.Class'")
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
-        raise RegistryError(f"cannot import class_path {path!r} ({err}); check the spelling or install the module") from err
-
-
-def registry_dirs() -> list[Path]:
-    """Where YAML entries live: the packaged ``registry/`` folder, then ``LGFN_REGISTRY_PATH`` folders."""
-    import os
-
-    dirs: list[Path] = []
-    source = Path(__file__).resolve().parent.parent / "registry"  # a source checkout / editable install
-    spec = importlib.util.find_spec("lgfn._registry")  # a wheel install maps registry/ to lgfn/_registry
-    if source.is_dir():
-        dirs.append(source)
-    elif spec is not None and spec.submodule_search_locations:
-        dirs += [Path(p) for p in spec.submodule_search_locations]
-    for extra in filter(None, os.environ.get("LGFN_REGISTRY_PATH", "").split(os.pathsep)):
-        dirs.append(Path(extra))
-    return dirs
+        raise RegistryError(f"cannot import the registered class_path {path!r} ({err}); "
+                            "fix the registry entry or install its module") from err
 
 
 def load_yaml_entries(directory: Path) -> None:
-    """Load every ``*.yaml`` entry under ``directory`` (``kind``/``name``/``class_path``/``init_args``)."""
+    """Register every ``*.yaml`` entry under ``directory`` (``kind``/``name``/``class_path``/``init_args``)."""
     for path in sorted(directory.rglob("*.yaml")):
         data = yaml.safe_load(path.read_text()) or {}
         missing = {"kind", "name", "class_path"} - set(data)
@@ -143,38 +143,46 @@ def load_yaml_entries(directory: Path) -> None:
             )
 
 
-def ensure_loaded() -> None:
-    """Import the built-in components, read the YAML registry and import installed plugins, once."""
-    global _YAML_LOADED
-    if _YAML_LOADED:
-        return
-    _YAML_LOADED = True
-    importlib.import_module("lgfn.components")
-    for directory in registry_dirs():
-        load_yaml_entries(directory)
-    from lgfn.plugins import load_entry_points
-
-    load_entry_points()
-
-
 def names(kind: str) -> list[str]:
     """Registered names of ``kind``, sorted."""
-    ensure_loaded()
     _check_kind(kind)
     return sorted(_ENTRIES[kind])
 
 
 def get(kind: str, name: str) -> Entry:
     """The entry for ``name``; an unknown name fails with the valid names and the closest match."""
-    ensure_loaded()
     _check_kind(kind)
+    if not isinstance(name, str):
+        raise RegistryError(f"{kind} name must be a string, got {name!r}")
     try:
         return _ENTRIES[kind][name]
     except KeyError:
         valid = sorted(_ENTRIES[kind])
         close = difflib.get_close_matches(name, valid, n=1, cutoff=0.0)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise RegistryError(f"unknown {kind} {name!r}; valid names: {', '.join(valid)}{hint}") from None
+        raise RegistryError(f"unknown {kind} {name!r}; valid names: {', '.join(valid) or '(none registered)'}{hint}") from None
+
+
+def allowed_class_paths(kind: str) -> set[str]:
+    """Every class_path that a spec of ``kind`` may name: the targets of its registered entries."""
+    _check_kind(kind)
+    return {entry.class_path for entry in _ENTRIES[kind].values()}
+
+
+def entry_for_class_path(kind: str, path: Any) -> Entry:
+    """The registered entry whose target is ``path`` (a full dotted path, or a bare class name that one entry
+    ends with); anything else is refused before it is imported."""
+    _check_kind(kind)
+    if not isinstance(path, str):
+        raise RegistryError(f"{kind} class_path must be a string, got {path!r}")
+    entries = list(_ENTRIES[kind].values())
+    exact = [e for e in entries if e.class_path == path]
+    bare = [e for e in entries if e.class_path.rpartition(".")[2] == path] if "." not in path else []
+    found = exact or bare
+    if not found or len({e.class_path for e in found}) > 1:
+        raise RegistryError(f"{kind} class_path {path!r} is not a registered {kind}; only registered components are "
+                            f"built (see `lgfn registry`; register yours with a decorator and load it with --plugins)")
+    return found[0]
 
 
 def split_spec(kind: str, spec: ComponentSpec | Mapping[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -185,48 +193,100 @@ def split_spec(kind: str, spec: ComponentSpec | Mapping[str, Any]) -> tuple[Call
     if not isinstance(spec, Mapping):
         raise RegistryError(f"{kind} must be a name or a mapping with 'name' or 'class_path', got {spec!r}")
     spec = dict(spec)
+    init_args = spec.pop("init_args", None) or {}
+    if not isinstance(init_args, Mapping):
+        raise RegistryError(f"{kind} init_args must be a mapping, got {init_args!r}")
     if "class_path" in spec:
-        target = import_object(spec.pop("class_path"))
-        kwargs = dict(spec.pop("init_args", None) or {})
+        target, kwargs = entry_for_class_path(kind, spec.pop("class_path")).load(), {}
     elif "name" in spec:
         entry = get(kind, spec.pop("name"))
         target, kwargs = entry.load(), dict(entry.defaults)
-        kwargs.update(spec.pop("init_args", None) or {})
     else:
         raise RegistryError(f"{kind} mapping needs 'name' (one of: {', '.join(names(kind))}) or 'class_path', got {spec!r}")
+    kwargs.update(init_args)
     kwargs.update(spec)
     return target, kwargs
+
+
+def _parameters(target: Callable[..., Any]) -> dict[str, inspect.Parameter] | None:
+    """The named parameters of a target, or None when it takes ``**kwargs`` (anything goes)."""
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return {n: p for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL and n != "self"}
+
+
+def check_arguments(kind: str, target: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
+    """Fail in one line on arguments the target does not take, listing those it does."""
+    params = _parameters(target)
+    if params is None:
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        name = getattr(target, "__name__", str(target))
+        raise RegistryError(f"{kind} {name} got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(params)}")
+
+
+def resolve(kind: str, spec: Any) -> Any:
+    """The spec as ``{class_path, init_args}`` with every default filled in (nested components too).
+
+    This is what a checkpoint stores: loading it later builds the same component even if a
+    name's defaults have changed since. An object that is already built passes through.
+    """
+    if not isinstance(spec, (str, Mapping)):
+        return spec
+    target, kwargs = split_spec(kind, spec)
+    check_arguments(kind, target, kwargs)
+    params = _parameters(target) or {}
+    full = {n: p.default for n, p in params.items()
+            if p.default is not inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD}
+    full.update(kwargs)
+    for key, value in full.items():
+        if key in KINDS and isinstance(value, (str, Mapping)):
+            full[key] = resolve(key, value)
+    return {"class_path": class_path_of(target), "init_args": full}
 
 
 def build(kind: str, spec: Any, **extra: Any) -> Any:
     """Build a component from its spec; an object that is already built passes through.
 
-    ``extra`` are arguments the caller supplies (e.g. the task's alphabet), which a
-    spec may not override. Unknown arguments fail with the valid ones listed.
+    ``extra`` are arguments the caller supplies, which a spec may not override. Unknown
+    arguments fail with the valid ones listed. A registered oracle *function* is not called:
+    its config arguments are bound to it.
     """
     if not isinstance(spec, (str, Mapping)):
         return spec
     target, kwargs = split_spec(kind, spec)
     kwargs.update(extra)
     check_arguments(kind, target, kwargs)
+    if getattr(target, "lgfn_bind_args", False):
+        return functools.partial(target, **kwargs) if kwargs else target
     return target(**kwargs)
-
-
-def check_arguments(kind: str, target: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
-    """Fail in one line on arguments the target does not take, listing those it does."""
-    try:
-        params = inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(kwargs) - set(params))
-    if unknown:
-        valid = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL and n != "self"]
-        name = getattr(target, "__name__", str(target))
-        raise RegistryError(f"{kind} {name} got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
 
 
 def describe() -> list[str]:
     """``KIND: name1, name2, ...`` for every kind, as ``lgfn registry`` prints it."""
     return [f"{kind}: {', '.join(names(kind))}" for kind in KINDS]
+
+
+def show(name: str) -> list[str]:
+    """Every kind's entry called ``name``, with its class_path and each argument's default."""
+    lines: list[str] = []
+    for kind in KINDS:
+        entry = _ENTRIES[kind].get(name)
+        if entry is None:
+            continue
+        target = entry.load()
+        doc = (inspect.getdoc(target) or "").split("\n\n")[0].replace("\n", " ")
+        lines.append(f"{kind} {name}: {entry.class_path}" + (f" — {doc}" if doc else ""))
+        spec = resolve(kind, name)
+        for arg, value in spec["init_args"].items():
+            lines.append(f"  {arg}: {value!r}")
+    if not lines:
+        every = sorted({n for kind in KINDS for n in _ENTRIES[kind]})
+        close = difflib.get_close_matches(name, every, n=1, cutoff=0.0)
+        raise RegistryError(f"no component is registered as {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    return lines

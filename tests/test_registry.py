@@ -27,9 +27,22 @@ def test_unknown_argument_lists_valid_arguments():
         registry.build("conditioner", {"name": "logit", "hiden_dim": 3})
 
 
-def test_bad_class_path():
-    with pytest.raises(RegistryError, match="cannot import class_path"):
+def test_only_registered_class_paths_are_built():
+    with pytest.raises(RegistryError, match="not a registered loss"):
         registry.build("loss", {"class_path": "lgfn.losses.Nope"})
+    with pytest.raises(RegistryError, match="not a registered conditioner"):
+        registry.build("conditioner", {"class_path": "os.system", "init_args": {"command": "true"}})
+    assert registry.build("loss", {"class_path": "SubTrajectoryBalance"}).lamda == 0.9  # a bare registered name
+
+
+def test_resolve_fills_every_default_and_rebuilds_the_same_component():
+    spec = registry.resolve("conditioner", {"name": "logit", "hidden_dim": 64})
+    assert spec["class_path"] == "lgfn.models.conditioners.Conditioner"
+    assert spec["init_args"]["logit_scaling"] is True and spec["init_args"]["hidden_dim"] == 64
+    assert spec["init_args"]["n_layers"] == 2  # a default, filled in
+    assert registry.resolve("conditioner", spec) == spec
+    task = registry.resolve("task", {"name": "sequence", "alphabet": "AB", "length": 2, "oracle": "tfbind8"})
+    assert task["init_args"]["oracle"]["class_path"] == "lgfn.oracles.tfbind8.TFBind8Oracle"  # nested, resolved
 
 
 def test_decorator_registers_and_yaml_entries_load(tmp_path, monkeypatch):

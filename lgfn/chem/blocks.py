@@ -24,6 +24,7 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDepictor
 
 from lgfn.datasets import data_path
+from lgfn.errors import ConfigError
 
 SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"
 """Block characters in index order, as upstream names them."""
@@ -48,11 +49,11 @@ class BlockSet:
 
     def __post_init__(self) -> None:
         if len(self.smiles) != len(self.block_r) or len(self.smiles) > len(SYMBOLS):
-            raise ValueError(f"block set {self.name}: {len(self.smiles)} SMILES, {len(self.block_r)} block_r")
+            raise ConfigError(f"block set {self.name}: {len(self.smiles)} SMILES, {len(self.block_r)} block_r")
         mols = tuple(Chem.MolFromSmiles(s) for s in self.smiles)
         for i, (mol, r) in enumerate(zip(mols, self.block_r)):
             if mol is None or len(r) != 2 or not all(0 <= a < mol.GetNumAtoms() for a in r):
-                raise ValueError(
+                raise ConfigError(
                     f"block set {self.name}: block {i} ({self.smiles[i]}): bad SMILES or attachment atoms {r}"
                 )
         object.__setattr__(self, "_mols", mols)
@@ -83,10 +84,10 @@ class BlockSet:
             try:
                 return [self.chars.index(c) for c in string]
             except ValueError:
-                raise ValueError(f"{string!r} is not a string over the {self.name} blocks {self.chars!r}") from None
+                raise ConfigError(f"{string!r} is not a string over the {self.name} blocks {self.chars!r}") from None
         ids = [int(i) for i in string]
         if any(not 0 <= i < len(self) for i in ids):
-            raise ValueError(f"block indices {ids} out of range for the {len(self)} {self.name} blocks")
+            raise ConfigError(f"block indices {ids} out of range for the {len(self)} {self.name} blocks")
         return ids
 
     def to_string(self, string: BlockString) -> str:
@@ -97,7 +98,7 @@ class BlockSet:
         """Assemble the blocks into a sanitized molecule (atoms in block order)."""
         ids = self.indices(string)
         if not ids:
-            raise ValueError("cannot build a molecule from an empty block string")
+            raise ConfigError("cannot build a molecule from an empty block string")
         mol = Chem.RWMol()
         open_atom = -1
         for b in ids:
@@ -121,7 +122,7 @@ class BlockSet:
                 with rdBase.BlockLogs():
                     self.to_mol(char * 3)
             except Exception as err:  # noqa: BLE001 (RDKit raises several sanitisation errors)
-                raise ValueError(f"block set {self.name}: block {i} ({self.smiles[i]}) cannot be bonded at its "
+                raise ConfigError(f"block set {self.name}: block {i} ({self.smiles[i]}) cannot be bonded at its "
                                  f"attachment atoms {self.block_r[i]} ({err})") from None
 
     def canonical_smiles(self, strings: Sequence[BlockString]) -> list[str]:
@@ -140,7 +141,7 @@ class BlockSet:
 def block_set(name: str) -> BlockSet:
     """The block set of a task, ``"qm9"`` (11 blocks) or ``"seh"`` (18 fragments), read once."""
     if name not in BLOCK_FILES:
-        raise ValueError(f"unknown block set {name!r}; valid: {', '.join(BLOCK_FILES)}")
+        raise ConfigError(f"unknown block set {name!r}; valid: {', '.join(BLOCK_FILES)}")
     return BlockSet.from_json(data_path(BLOCK_FILES[name]), name=name)
 
 
@@ -152,16 +153,16 @@ def block_set_from_spec(spec: BlockSpec) -> BlockSet:
         if spec in BLOCK_FILES:
             return block_set(spec)
         if not Path(spec).is_file():
-            raise ValueError(f"blocks {spec!r} is neither a built-in block set ({', '.join(BLOCK_FILES)}) "
+            raise ConfigError(f"blocks {spec!r} is neither a built-in block set ({', '.join(BLOCK_FILES)}) "
                              "nor a block file")
         try:
             blocks = BlockSet.from_json(spec)
         except (OSError, KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"block file {spec}: expected JSON with block_smi and block_r keyed by '0', '1', ... "
+            raise ConfigError(f"block file {spec}: expected JSON with block_smi and block_r keyed by '0', '1', ... "
                              f"({type(err).__name__}: {err})") from None
     else:
         if not spec:
-            raise ValueError("blocks: the list of blocks is empty")
+            raise ConfigError("blocks: the list of blocks is empty")
         smiles, attach = [], []
         for i, item in enumerate(spec):
             if isinstance(item, Mapping) and "smiles" in item and set(item) <= {"smiles", "attach"}:
@@ -169,12 +170,12 @@ def block_set_from_spec(spec: BlockSpec) -> BlockSet:
             elif isinstance(item, str):
                 smi, r = item, None
             else:
-                raise ValueError(f"block {i}: expected a SMILES or {{smiles: ..., attach: [r0, r1]}}, got {item!r}")
+                raise ConfigError(f"block {i}: expected a SMILES or {{smiles: ..., attach: [r0, r1]}}, got {item!r}")
             if r is None:
                 with rdBase.BlockLogs():
                     mol = Chem.MolFromSmiles(smi)
                 if mol is None:
-                    raise ValueError(f"block {i}: {smi!r} is not a valid SMILES")
+                    raise ConfigError(f"block {i}: {smi!r} is not a valid SMILES")
                 r = (0, mol.GetNumAtoms() - 1)
             smiles.append(smi)
             attach.append(tuple(int(a) for a in r))
@@ -223,7 +224,7 @@ def write_sdf(
     props = dict(props or {})
     for key, values in props.items():
         if len(values) != len(strings):
-            raise ValueError(f"property {key!r} has {len(values)} values for {len(strings)} molecules")
+            raise ConfigError(f"property {key!r} has {len(values)} values for {len(strings)} molecules")
     writer = Chem.SDWriter(str(path))
     try:
         for i, s in enumerate(strings):

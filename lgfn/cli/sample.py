@@ -1,50 +1,82 @@
-"""``lgfn sample``: objects at any β from a checkpoint."""
+"""``lgfn sample``: objects at any β from a checkpoint (or a run folder's last checkpoint)."""
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from pathlib import Path
 
 import torch
 
+from lgfn.errors import CheckpointError, ConfigError
 from lgfn.io import write_csv
 from lgfn.module import GFlowNet
-from lgfn.registry import RegistryError
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as given, or a run folder's newest checkpoint (highest step; a final or interrupted one
+    wins over a periodic one of the same step)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = sorted(path.rglob("*.ckpt"), key=lambda p: (_step(p), p.stat().st_mtime))
+    if not found:
+        raise CheckpointError(f"run folder {path} holds no .ckpt file; give a checkpoint or a folder that "
+                              "`lgfn fit` wrote (e.g. lightning_logs/version_0)")
+    return found[-1]
+
+
+def _step(path: Path) -> int:
+    match = re.search(r"step=(\d+)", path.name)
+    return int(match.group(1)) if match else -1
 
 
 def load_checkpoint(path: str | Path) -> GFlowNet:
-    """A trained model from a checkpoint, with a one-line error for a missing or unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found; `lgfn fit` writes them under <root>/lightning_logs/*/checkpoints/")
-    try:
-        # weights_only: a checkpoint is data; nothing in it may run code when loaded
-        model = GFlowNet.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except RegistryError as err:  # a component registered by a plugin that is not loaded now
-        used = torch.load(path, map_location="cpu", weights_only=True).get("lgfn_plugins") or []
-        hint = f"it was trained with --plugins {' '.join(used)}" if used else "load the plugin that registers it"
-        raise RegistryError(f"checkpoint {path} needs a component that is not registered ({err}); {hint}") from None
-    except Exception as err:  # noqa: BLE001 (any failure here means the file is not a usable checkpoint)
-        raise RuntimeError(f"checkpoint {path} is not a usable lgfn checkpoint ({type(err).__name__}: {err})") from None
+    """A trained model from a checkpoint, read as data (see :mod:`lgfn.checkpoints`)."""
+    model = GFlowNet.load_from_checkpoint(find_checkpoint(path), map_location="cpu")
     model.eval()
     return model
 
 
-def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed: int = 0, batch: int = 4096) -> int:
-    """Sample n objects at β and write them to ``out`` (CSV, or SDF with 2-D coordinates for molecules); returns n.
+def check_output(out: str | Path) -> Path:
+    """``--out`` is a file path whose folder can be written, checked before any work."""
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file path such as {out / 'samples.csv'}")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot create the folder {parent} ({err.strerror or err})") from None
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"--out {out}: the folder {parent} is not writable; choose another path")
+    return out
+
+
+def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed: int = 0,
+                   batch: int = 4096) -> tuple[Path, int]:
+    """Sample n objects at β and write them to ``out`` (CSV, or SDF with 2-D coordinates for molecules);
+    returns (the checkpoint used, n).
 
     Objects the oracle cannot score are kept, with reward and log_reward ``nan``: they are the model's samples.
     """
+    if not (math.isfinite(beta) and beta > 0):
+        raise ConfigError(f"--beta = {beta}: must be a positive finite number")
     if n < 1:
-        raise ValueError(f"--n must be >= 1, got {n}")
-    model = load_checkpoint(ckpt)
+        raise ConfigError(f"--n = {n}: must be an integer >= 1")
+    out = check_output(out)
+    path = find_checkpoint(ckpt)
+    model = load_checkpoint(path)
     model.check_beta(beta)
-    sdf = str(out).lower().endswith(".sdf")
-    if sdf and not hasattr(model.task, "blocks"):
-        raise ValueError(f"--out {out}: SDF needs a molecular task (qm9, seh), this model's task is {model.task.name}")
+    sdf = out.suffix.lower() == ".sdf"
+    if sdf and not model.task.molecular:
+        raise ConfigError(f"--out {out}: SDF needs a molecular task (qm9, seh, blocks), this model's task is "
+                          f"{model.task.name}; write a .csv")
     generator = torch.Generator().manual_seed(seed)
     xs, raws, logs = [], [], []
     for start in range(0, n, batch):
-        traj = model.sample_objects(min(batch, n - start), beta, generator, drop_invalid=False)
+        traj = model.sample_objects(min(batch, n - start), beta, generator, drop_invalid=False, warn=False)
         xs.append(traj.x)
         raws.append(traj.raw_reward)
         logs.append(traj.log_reward)
@@ -63,4 +95,4 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
         write_sdf(out, columns["x"], props, blocks=model.task.blocks)
     else:
         write_csv(out, columns)
-    return len(x)
+    return path, len(x)

@@ -14,14 +14,36 @@ import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
-from lgfn import registry
+from lgfn import components, registry
 from lgfn.data.replay import Replay
 from lgfn.data.trajectories import Trajectories
+from lgfn.errors import ConfigError
+from lgfn.oracles.base import OracleError
 from lgfn.registry import ComponentSpec
 from lgfn.samplers.beta import BetaSampler, Constant
 
 if TYPE_CHECKING:
     from lgfn.module import GFlowNet
+
+
+UNSCORED_ROUNDS = 10
+"""Rounds from the start in which the oracle scored nothing before training stops (see ``_check_scored``)."""
+
+
+def _check_counts(**counts: Any) -> None:
+    """Each named setting is an integer >= 1, or a one-line error naming it."""
+    for key, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"data.{key} = {value!r}: must be an integer >= 1")
+
+
+def _build(kind: str, spec: ComponentSpec, key: str) -> Any:
+    """A component built from its spec; an error names the setting it came from."""
+    components.load()
+    try:
+        return registry.build(kind, spec)
+    except (ConfigError, registry.RegistryError) as err:
+        raise ConfigError(f"{key}: {err}") from None
 
 
 class _Stream(IterableDataset):
@@ -52,9 +74,10 @@ class SamplingDataModule(LightningDataModule):
     def __init__(self, train_beta: ComponentSpec = "uniform", batch_size: int = 32, steps_per_batch: int = 1,
                  seed: int = 0) -> None:
         super().__init__()
-        if batch_size < 1 or steps_per_batch < 1:
-            raise ValueError(f"batch_size and steps_per_batch must be >= 1, got {batch_size}, {steps_per_batch}")
-        self.train_beta: BetaSampler = registry.build("beta_sampler", train_beta)
+        _check_counts(batch_size=batch_size, steps_per_batch=steps_per_batch)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"data.seed = {seed!r}: must be an integer")
+        self.train_beta: BetaSampler = _build("beta_sampler", train_beta, "data.train_beta")
         self.batch_size = batch_size
         self.steps_per_batch = steps_per_batch
         self.seed = seed
@@ -81,7 +104,9 @@ class SamplingDataModule(LightningDataModule):
                 self.train_beta = Constant(fixed)
                 self._fix_beta(fixed)
             samplers = self.samplers()
-            self.model.policy.conditioner.set_range(min(s.low for s in samplers), max(s.high for s in samplers))
+            low, high = min(s.low for s in samplers), max(s.high for s in samplers)
+            self.model.policy.conditioner.set_range(low, high)
+            self.model.trained_beta = (low, high)
 
     def _fix_beta(self, beta: float) -> None:
         """Subclasses with further samplers replace them too."""
@@ -125,7 +150,7 @@ class SamplingDataModule(LightningDataModule):
         world = self.trainer.world_size if self.trainer is not None else 1
         saved = len(state["ranks"]) if "ranks" in state else 1
         if saved != world:
-            raise ValueError(f"the checkpoint holds the sampling state of {saved} process(es); resume it on as many "
+            raise ConfigError(f"the checkpoint holds the sampling state of {saved} process(es); resume it on as many "
                              f"(devices x num_nodes), not {world}")
         self.load_rank_state(state["ranks"][self.trainer.global_rank] if "ranks" in state else state)
 
@@ -160,13 +185,16 @@ class OnlineData(SamplingDataModule):
                  rounds: int = 2000, samples_per_round: int = 32, batch_size: int = 32, steps_per_batch: int = 1,
                  epsilon: float = 0.01, replay: ComponentSpec = "prioritized", seed: int = 0) -> None:
         super().__init__(train_beta, batch_size, steps_per_batch, seed)
-        if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
-        self.explore_beta: BetaSampler = registry.build("beta_sampler", explore_beta)
+        _check_counts(rounds=rounds, samples_per_round=samples_per_round)
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0.0 <= epsilon <= 1.0:
+            raise ConfigError(f"data.epsilon = {epsilon!r}: must be a number in [0, 1]")
+        self.explore_beta: BetaSampler = _build("beta_sampler", explore_beta, "data.explore_beta")
         self.rounds = rounds
         self.samples_per_round = samples_per_round
         self.epsilon = epsilon
-        self.replay: Replay = registry.build("replay", replay)
+        self.replay: Replay = _build("replay", replay, "data.replay")
+        self._scored_any = False
+        self._unscored_rounds = 0
         self._ready = False
 
     def samplers(self) -> list[BetaSampler]:
@@ -183,8 +211,10 @@ class OnlineData(SamplingDataModule):
             beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
             online = self.model.sample(beta.to(self.model.device), self.epsilon, self.generator)
             online = self.model.keep_scored(online)  # objects the oracle cannot score are left out
-            self.model.observe(online)
-            self.replay.add(online)  # (3) before (2) changes nothing: a step does not touch the data
+            self._check_scored(len(online))
+            if len(online):  # an empty batch (nothing scored) skips its step
+                self.model.observe(online)
+                self.replay.add(online)  # (3) before (2) changes nothing: a step does not touch the data
             replay_step = self._replay_ready()
             self.round += not replay_step
             yield from self._repeat(online)
@@ -196,6 +226,16 @@ class OnlineData(SamplingDataModule):
                     replayed = self._replay_objects(*self.replay.draw(self.batch_size, self.generator), progress)
                 self.round += 1
                 yield from self._repeat(replayed)
+
+    def _check_scored(self, n_scored: int) -> None:
+        """An oracle that scores nothing at all for ``UNSCORED_ROUNDS`` rounds from the start is broken: stop
+        with its name instead of training on nothing. Later empty batches only skip their step."""
+        self._scored_any = self._scored_any or n_scored > 0
+        self._unscored_rounds = 0 if self._scored_any else self._unscored_rounds + 1
+        if self._unscored_rounds >= UNSCORED_ROUNDS:
+            raise OracleError(f"oracle of task {self.model.task.name} scored none of the "
+                              f"{UNSCORED_ROUNDS * self.samples_per_round} objects of the first {UNSCORED_ROUNDS} "
+                              "rounds (the warnings above give the reasons); fix the oracle or its settings")
 
     def _replay_ready(self) -> bool:
         """Whether every rank's buffer can be drawn from: ranks must take the same number of steps (DDP),
@@ -225,6 +265,7 @@ class OfflineData(SamplingDataModule):
     def __init__(self, train_beta: ComponentSpec = "uniform", rounds: int = 2000, batch_size: int = 32,
                  steps_per_batch: int = 1, objects: str = "task", seed: int = 0) -> None:
         super().__init__(train_beta, batch_size, steps_per_batch, seed)
+        _check_counts(rounds=rounds)
         self.rounds = rounds
         self.objects = objects
         self._data: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -241,7 +282,7 @@ class OfflineData(SamplingDataModule):
             raw = task.raw_reward(x)
             scored = raw.isfinite()  # objects the oracle cannot score are left out (and reported by it)
             if not bool(scored.any()):
-                raise ValueError(f"the oracle could score none of the {len(x)} offline objects")
+                raise OracleError(f"the oracle of task {task.name} could score none of the {len(x)} offline objects")
             x, raw = x[scored], raw[scored]
             self._data = (x, task.log_reward(raw), raw)
         return self._data

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lgfn.envs.base import Env
+from lgfn.errors import ConfigError
 
 
 class HyperGrid(Env):
@@ -17,7 +18,7 @@ class HyperGrid(Env):
 
     def __init__(self, ndim: int = 2, height: int = 8) -> None:
         if ndim < 1 or height < 2:
-            raise ValueError(f"hypergrid needs ndim >= 1 and height >= 2, got ndim={ndim}, height={height}")
+            raise ConfigError(f"hypergrid needs ndim >= 1 and height >= 2, got ndim={ndim}, height={height}")
         self.ndim, self.height = ndim, height
         self.state_dim = ndim
         self.n_actions = ndim + 1

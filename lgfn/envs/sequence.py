@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lgfn.envs.base import Env
+from lgfn.errors import ConfigError
 
 ENUMERABLE_MAX_STATES = 250_000
 
@@ -20,7 +21,7 @@ class _Sequence(Env):
 
     def __init__(self, vocab_size: int, length: int) -> None:
         if vocab_size < 2 or length < 1:
-            raise ValueError(f"sequence MDP needs vocab_size >= 2 and length >= 1, got {vocab_size}, {length}")
+            raise ConfigError(f"sequence MDP needs vocab_size >= 2 and length >= 1, got {vocab_size}, {length}")
         self.vocab_size, self.length = vocab_size, length
         self.pad = vocab_size
         self.state_dim = length

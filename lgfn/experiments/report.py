@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from lgfn.errors import ConfigError
 from lgfn.experiments.runner import cell_dir, load_result, read_metrics
 from lgfn.experiments.spec import Cell, Experiment
 
@@ -370,7 +371,7 @@ BUILDERS: dict[str, Callable[[Collected, Any], list[str]]] = {
 def write_report(exp: Experiment, out: Path) -> Path:
     """Write ``report.md``, the plots and ``results.csv`` for whatever cells have finished."""
     if exp.report not in BUILDERS:
-        raise ValueError(f"unknown report kind {exp.report!r}; use one of {', '.join(BUILDERS)}")
+        raise ConfigError(f"unknown report kind {exp.report!r}; use one of {', '.join(BUILDERS)}")
     col = Collected(exp, out)
     col.write_results_csv()
     lines = col.header()

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import yaml
 
+from lgfn.errors import ConfigError
 from lgfn.experiments.spec import Cell, Experiment
 
 RESULT = "result.json"
@@ -110,7 +111,7 @@ def run_experiment(exp: Experiment, out: Path, workers: int | None = None, rerun
     """
     unknown = sorted((tasks or set()) - {c.task for c in exp.cells})
     if unknown:
-        raise ValueError(f"experiment {exp.name} has no task {unknown[0]!r}; its tasks: "
+        raise ConfigError(f"experiment {exp.name} has no task {unknown[0]!r}; its tasks: "
                          + ", ".join(dict.fromkeys(c.task for c in exp.cells)))
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or max(1, os.cpu_count() or 1)

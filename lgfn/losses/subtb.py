@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lgfn.errors import ConfigError
 from lgfn.losses.base import FlowTerms, Loss
 from lgfn.registry import register
 
@@ -22,7 +23,7 @@ class SubTrajectoryBalance(Loss):
 
     def __init__(self, lamda: float = 0.9) -> None:
         if lamda <= 0:
-            raise ValueError(f"subtb: lamda must be positive, got {lamda}")
+            raise ConfigError(f"subtb: lamda must be positive, got {lamda}")
         self.lamda = lamda
 
     def __call__(self, terms: FlowTerms) -> Tensor:

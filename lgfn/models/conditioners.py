@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lgfn.errors import ConfigError
 from lgfn.models.nets import mlp
 
 BetaTransform = Literal["raw", "log"]
@@ -65,12 +66,17 @@ class Conditioner(nn.Module):
     ) -> None:
         super().__init__()
         if fixed_beta is not None and (layer or logit_scaling or thermometer_bins):
-            raise ValueError("conditioner: fixed_beta (unconditional) cannot be combined with layer/logit/thermometer")
+            raise ConfigError("conditioner: fixed_beta (unconditional) cannot be combined with layer/logit/thermometer")
         if fixed_beta is not None and fixed_beta <= 0:
-            raise ValueError(f"conditioner: fixed_beta must be positive, got {fixed_beta}")
+            raise ConfigError(f"conditioner: fixed_beta must be positive, got {fixed_beta}")
+        for name, size in (("hidden_dim", hidden_dim), ("n_layers", n_layers), ("embed_dim", embed_dim),
+                           ("thermometer_bins", thermometer_bins + 1)):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigError(f"conditioner: {name} must be an integer >= {0 if name == 'thermometer_bins' else 1}, "
+                                  f"got {size - 1 if name == 'thermometer_bins' else size!r}")
         for name, how in (("beta_transform", beta_transform), ("scale_transform", scale_transform)):
             if how not in ("raw", "log"):
-                raise ValueError(f"conditioner: {name} must be 'raw' or 'log', got {how!r}")
+                raise ConfigError(f"conditioner: {name} must be 'raw' or 'log', got {how!r}")
         self.fixed_beta = fixed_beta
         self.layer = layer
         self.thermometer_bins = thermometer_bins

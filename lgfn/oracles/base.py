@@ -12,7 +12,6 @@ without ``clip_min`` anything <= 0). Invalid objects get NaN as raw reward, are 
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import math
 import signal
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor
 
 from lgfn import registry
+from lgfn.errors import ConfigError, LgfnError
 from lgfn.registry import ORACLE_INPUTS, ComponentSpec
 
 log = logging.getLogger("lgfn.oracles")
@@ -32,8 +32,8 @@ log = logging.getLogger("lgfn.oracles")
 MAX_REPORTS = 20  # warning lines per oracle; later invalid objects are only counted (oracle/invalid)
 
 
-class OracleError(RuntimeError):
-    """An oracle could not score an object and the task is set to fail fast."""
+class OracleError(LgfnError):
+    """An oracle is unusable, or could not score an object and the task is set to fail fast."""
 
 
 class OracleTimeout(Exception):
@@ -41,28 +41,22 @@ class OracleTimeout(Exception):
 
 
 def build_oracle(spec: ComponentSpec | Callable[..., Any]) -> tuple[Callable[..., Any], str, str]:
-    """(the oracle, what it takes, its name) from a config spec or an already built callable.
-
-    A registered class is built with the config's arguments; a registered function is the
-    oracle itself, and config arguments are passed to it as keywords on every call.
-    """
-    if isinstance(spec, (str, Mapping)):
-        target, kwargs = registry.split_spec("oracle", spec)
-        registry.check_arguments("oracle", target, kwargs)
-        name = spec if isinstance(spec, str) else str(spec.get("name") or getattr(target, "__name__", target))
-        if inspect.isclass(target):
-            oracle = target(**kwargs)
-        else:
-            oracle = functools.partial(target, **kwargs) if kwargs else target
+    """(the oracle, what it takes, its name) from a config spec or an already built callable."""
+    oracle = registry.build("oracle", spec)
+    if isinstance(spec, str):
+        name = spec
+    elif isinstance(spec, Mapping) and "class_path" in spec:
+        name = registry.entry_for_class_path("oracle", spec["class_path"]).name
+    elif isinstance(spec, Mapping):
+        name = str(spec.get("name"))
     else:
-        target = oracle = spec
         name = getattr(spec, "__name__", type(spec).__name__)
     if not callable(oracle):
-        raise registry.RegistryError(f"oracle {name} is not callable; it must map a batch of objects to rewards")
-    inputs = getattr(target, "lgfn_inputs", "tokens")
+        raise OracleError(f"oracle {name} is not callable; it must map a batch of objects to rewards")
+    target = oracle.func if isinstance(oracle, functools.partial) else oracle
+    inputs = getattr(target, "lgfn_inputs", getattr(type(target), "lgfn_inputs", "tokens"))
     if inputs not in ORACLE_INPUTS:
-        raise registry.RegistryError(f"oracle {name}: lgfn_inputs must be one of {', '.join(ORACLE_INPUTS)}, "
-                                     f"got {inputs!r}")
+        raise OracleError(f"oracle {name}: lgfn_inputs must be one of {', '.join(ORACLE_INPUTS)}, got {inputs!r}")
     return oracle, inputs, name
 
 
@@ -110,7 +104,7 @@ class GuardedOracle:
     def __init__(self, oracle: Callable[..., Any], name: str, timeout: float | None = None,
                  fail_fast: bool = False) -> None:
         if timeout is not None and (timeout <= 0 or not hasattr(signal, "setitimer")):
-            raise ValueError(f"oracle_timeout must be a positive number of seconds on a POSIX system, got {timeout}")
+            raise ConfigError(f"oracle_timeout must be a positive number of seconds on a POSIX system, got {timeout}")
         self.oracle, self.name, self.timeout, self.fail_fast = oracle, name, timeout, fail_fast
         self.reports = 0
 
@@ -121,7 +115,7 @@ class GuardedOracle:
         ``admissible(raw)`` says which raw values the task can use; ``to_strings`` names objects in messages.
         """
         if self.timeout is not None and threading.current_thread() is not threading.main_thread():
-            raise ValueError("oracle_timeout works on the main thread only; unset it to call the oracle from a thread")
+            raise ConfigError("oracle_timeout works on the main thread only; unset it to call the oracle from a thread")
         n = len(x)
         raw = torch.full((n,), math.nan, dtype=torch.float64)
         errors: dict[int, str] = {}
@@ -146,7 +140,8 @@ class GuardedOracle:
         try:
             with _deadline(self.timeout):
                 out = self.oracle(part)
-        except Exception as err:  # noqa: BLE001 (any failure of user code marks objects, never the run)
+        except (Exception, SystemExit) as err:  # noqa: BLE001 (any failure of user code marks objects, never the run;
+            # sys.exit() in an oracle is a failure too, not a request to end lgfn)
             if len(idx) == 1:
                 errors[int(idx[0])] = _one_line(err)
                 return
@@ -163,10 +158,10 @@ class GuardedOracle:
         try:
             values = torch.as_tensor(out, dtype=torch.float64).detach().cpu().reshape(-1)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise ValueError(f"oracle {self.name} returned {type(out).__name__} that is not a list of numbers "
+            raise OracleError(f"oracle {self.name} returned {type(out).__name__} that is not a list of numbers "
                              f"({err})") from None
         if len(values) != n:
-            raise ValueError(f"oracle {self.name} returned {len(values)} values for {n} objects; "
+            raise OracleError(f"oracle {self.name} returned {len(values)} values for {n} objects; "
                              "it must return one reward per object")
         return values
 

@@ -13,6 +13,7 @@ import math
 import torch
 from torch import Tensor
 
+from lgfn.errors import ConfigError
 from lgfn.registry import register
 
 
@@ -35,8 +36,12 @@ class BetaSampler:
 
 
 def _check_range(low: float, high: float) -> None:
+    """β is an inverse temperature: every β a sampler can draw is positive and finite."""
+    for name, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"β {name} = {value!r}: must be a positive finite number (β is an inverse temperature)")
     if not low <= high:
-        raise ValueError(f"β range needs low <= high, got low={low}, high={high}")
+        raise ConfigError(f"β range needs low <= high, got low={low}, high={high}")
 
 
 @register("beta_sampler", "constant")
@@ -44,6 +49,7 @@ class Constant(BetaSampler):
     """β = value."""
 
     def __init__(self, value: float = 1.0) -> None:
+        _check_range(value, value)
         self.value = self.low = self.high = float(value)
 
     def sample(self, n: int, generator: torch.Generator | None = None, progress: float = 0.0) -> Tensor:
@@ -69,8 +75,6 @@ class LogUniform(BetaSampler):
 
     def __init__(self, low: float = 1.0, high: float = 3.0) -> None:
         _check_range(low, high)
-        if low <= 0:
-            raise ValueError(f"log_uniform needs low > 0, got {low}")
         self.low, self.high = float(low), float(high)
 
     def sample(self, n: int, generator: torch.Generator | None = None, progress: float = 0.0) -> Tensor:
@@ -103,7 +107,7 @@ class ClippedNormal(BetaSampler):
     def __init__(self, mu: float = 2.0, sigma: float = 0.5, low: float = 1.0, high: float = 3.0) -> None:
         _check_range(low, high)
         if not low <= mu <= high or sigma < 0:
-            raise ValueError(f"clipped_normal needs low <= mu <= high and sigma >= 0, got mu={mu}, sigma={sigma}")
+            raise ConfigError(f"clipped_normal needs low <= mu <= high and sigma >= 0, got mu={mu}, sigma={sigma}")
         self.mu, self.sigma, self.low, self.high = float(mu), float(sigma), float(low), float(high)
 
     def sample(self, n: int, generator: torch.Generator | None = None, progress: float = 0.0) -> Tensor:

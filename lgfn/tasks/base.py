@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from lgfn.envs.base import Env
+from lgfn.errors import ConfigError
 
 
 @dataclass
@@ -31,11 +32,11 @@ class RewardTransform:
         if self.clip_min is not None:
             r = r.clamp(min=self.clip_min)
         if (r <= 0).any():
-            raise ValueError("reward transform: raw rewards must be > 0 unless clip_min is set (e.g. clip_min: 0.001)")
+            raise ConfigError("reward transform: raw rewards must be > 0 unless clip_min is set (e.g. clip_min: 0.001)")
         out = self.exponent * r.log()
         if self.max_reward is not None:
             if self.reference is None:
-                raise ValueError("reward transform: max_reward needs a reference raw value that maps to it")
+                raise ConfigError("reward transform: max_reward needs a reference raw value that maps to it")
             ref = max(self.reference, self.clip_min or 0.0)
             out = out + math.log(self.max_reward) - self.exponent * math.log(ref)
         return out.float()
@@ -53,7 +54,7 @@ def make_transform(spec: RewardTransform | Mapping[str, Any] | None, defaults: M
     merged = {**defaults, **(spec or {})}
     unknown = set(merged) - {"clip_min", "exponent", "max_reward", "reference"}
     if unknown:
-        raise ValueError(f"reward transform: unknown key(s) {', '.join(sorted(unknown))}; "
+        raise ConfigError(f"reward transform: unknown key(s) {', '.join(sorted(unknown))}; "
                          "valid: clip_min, exponent, max_reward, reference")
     return RewardTransform(**merged)
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from lgfn.envs.sequence import AppendOnly, PrependAppend
+from lgfn.errors import ConfigError
 from lgfn.oracles.base import GuardedOracle, build_oracle
 from lgfn.registry import ComponentSpec, register_task
 from lgfn.tasks.base import RewardTransform, Task, make_transform
@@ -48,14 +49,14 @@ class SequenceTask(Task):
                  modes: list[str] | None = None, offline_pool: int | None = None,
                  oracle_timeout: float | None = None, fail_fast: bool = False) -> None:
         if mdp not in MDPs:
-            raise ValueError(f"mdp must be one of {', '.join(MDPs)}, got {mdp!r}")
+            raise ConfigError(f"mdp must be one of {', '.join(MDPs)}, got {mdp!r}")
         if len(set(alphabet)) != len(alphabet):
-            raise ValueError(f"alphabet {alphabet!r} repeats a character")
+            raise ConfigError(f"alphabet {alphabet!r} repeats a character")
         self.alphabet, self.length = alphabet, length
         self.env = MDPs[mdp](len(alphabet), length)
         self.oracle, self.oracle_inputs, oracle_name = build_oracle(oracle)
         if self.oracle_inputs == "smiles" and not self.molecular:
-            raise ValueError(f"oracle {oracle_name} scores SMILES, but the objects of task {self.name} are not "
+            raise ConfigError(f"oracle {oracle_name} scores SMILES, but the objects of task {self.name} are not "
                              "molecules; use a block-string task (blocks) or an oracle of tokens or strings")
         self._guard = GuardedOracle(self.oracle, oracle_name, oracle_timeout, fail_fast)
         self.transform = make_transform(transform, self.transform_defaults)
@@ -78,7 +79,7 @@ class SequenceTask(Task):
     def from_strings(self, strings: list[str]) -> Tensor:
         bad = next((s for s in strings if len(s) != self.length or set(s) - set(self.alphabet)), None)
         if bad is not None:
-            raise ValueError(f"object {bad!r} is not a length-{self.length} string over {self.alphabet!r}")
+            raise ConfigError(f"object {bad!r} is not a length-{self.length} string over {self.alphabet!r}")
         return torch.tensor([[self._lookup[c] for c in s] for s in strings], dtype=torch.long).reshape(-1, self.length)
 
     def modes(self) -> list[str] | None:
@@ -89,7 +90,7 @@ class SequenceTask(Task):
         objects (seed 0) scored by the oracle when the space is too large to list; objects the
         oracle cannot score are left out."""
         if self.offline_pool is None and not self.enumerable:
-            raise ValueError(f"task {self.name}: {len(self.alphabet)}^{self.length} objects are too many to list; "
+            raise ConfigError(f"task {self.name}: {len(self.alphabet)}^{self.length} objects are too many to list; "
                              "set offline_pool or pass an object file to OfflineData(objects=...)")
         if self.offline_pool is None:
             x = self.terminal_objects()[1]

@@ -29,7 +29,7 @@ def write_config(tmp_path: Path, **changes) -> Path:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-    path = tmp_path / "config.yaml"
+    path = tmp_path / "run.yaml"  # not config.yaml: a run without a logger saves its full config under that name
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -112,7 +112,7 @@ def test_bad_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["sample", "--ckpt", str(bad), "--beta", "1", "--out", str(tmp_path / "o.csv")]) == 2
     assert main(["sample", "--ckpt", str(tmp_path / "missing.ckpt"), "--beta", "1", "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "not a usable lgfn checkpoint" in err[0] and "not found" in err[1]
+    assert len(err) == 2 and "cannot be read as data" in err[0] and "not found" in err[1]
 
 
 def test_registry_command(capsys):

@@ -3,6 +3,7 @@ import torch
 from lgfn.envs import PrependAppend
 from lgfn.metrics.exact import evaluate_exact, target_distribution, terminal_distribution
 from lgfn.module import GFlowNet
+from lgfn.registry import register_task
 from lgfn.tasks.base import RewardTransform, Task
 
 
@@ -30,6 +31,7 @@ def test_dp_matches_monte_carlo_on_a_grid():
         assert float((p - freq).abs().sum()) < 0.03  # sampling noise for 25 cells at n = 2e5 is ~0.02
 
 
+@register_task("test_exact_count_zeros")
 class CountZeros(Task):
     """A tiny prepend/append task: R(x) = 1 + number of token-0 positions."""
 
@@ -43,7 +45,7 @@ class CountZeros(Task):
 
 def test_dp_matches_monte_carlo_on_a_sequence_mdp():
     # two edges join "" and each 1-token state (prepend t, append t): the DP must add both
-    model = _model({"class_path": "tests.metrics.test_exact.CountZeros"})
+    model = _model("test_exact_count_zeros")
     p = terminal_distribution(model.task, model.policy, 2.0)
     assert abs(float(p.sum()) - 1.0) < 1e-6
     freq = _mc_frequencies(model, 2.0, 200_000)

@@ -94,7 +94,7 @@ def test_timeout_leaves_out_the_slow_object():
 
 
 def test_a_wrong_number_of_values_is_a_bug_not_an_invalid_object():
-    with pytest.raises(ValueError, match="returned 3 values for 4 objects"):
+    with pytest.raises(OracleError, match="returned 3 values for 4 objects"):
         run(lambda x: [1.0, 2.0, 3.0], n=4)
 
 
