@@ -65,8 +65,10 @@ def _own_command(argv: list[str]) -> int:
     sub.add_parser("registry", help="list registered components, one line per kind")
     d = sub.add_parser("data", help="task data files")
     dsub = d.add_subparsers(dest="data_command", required=True)
-    f = dsub.add_parser("fetch", help="download and verify the files of a task")
-    f.add_argument("task")
+    f = dsub.add_parser("fetch", help="download (or build from upstream files) and verify the files of a task")
+    from lgfn.datasets.manifest import TASK_FILES
+
+    f.add_argument("task", help=f"{', '.join(TASK_FILES)}, or all (every file, the upstream originals too)")
     dsub.add_parser("check", help="checksums of the task data files present")
     from lgfn.cli.experiment import add_parser as add_experiment_parser
 
