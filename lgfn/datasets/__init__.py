@@ -15,6 +15,7 @@ from lgfn.datasets.files import (
     safe_load_pickle,
 )
 from lgfn.datasets.manifest import MANIFEST, TASK_FILES, DataFile, task_of
+from lgfn.datasets import converters, seh_trees  # noqa: F401  (importing them registers the converters)
 
 __all__ = [
     "CONVERTERS",

@@ -17,7 +17,8 @@ folder, verified, renamed), so concurrent runs never see a partial file.
 
 A missing file that cannot be fetched, or a corrupt one, fails with a one-line
 ``DataError`` naming the file, its expected sha256 and ``lgfn data fetch TASK``.
-Upstream pickles are read only with ``RestrictedUnpickler``.
+Upstream pickles are read only with ``RestrictedUnpickler``. The converters live
+in ``lgfn.datasets.converters`` and register themselves here with ``converter``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import http.client
-import io
 import json
 import os
 import pickle
@@ -34,7 +34,7 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
@@ -68,16 +68,21 @@ class UnsafePickleError(pickle.UnpicklingError):
 # --------------------------------------------------------------------------- folders
 
 
+def _absolute(env: str) -> Path:
+    """An absolute, normalised path (``..`` folded, symlinks kept), so one folder has one spelling."""
+    return Path(os.path.abspath(os.path.expanduser(env)))
+
+
 def cache_dir() -> Path:
     """The folder lgfn writes fetched files to: ``LGFN_CACHE_DIR`` or ``~/.cache/lgfn``."""
     env = os.environ.get("LGFN_CACHE_DIR")
-    return Path(env).expanduser().absolute() if env else Path.home() / ".cache" / "lgfn"
+    return _absolute(env) if env else Path.home() / ".cache" / "lgfn"
 
 
 def data_root() -> Path:
-    """The main data folder: ``LGFN_DATA_DIR`` if set, else the cache folder."""
+    """The main data folder: ``LGFN_DATA_DIR`` (relative to the working folder if relative), else the cache."""
     env = os.environ.get("LGFN_DATA_DIR")
-    return Path(env).expanduser().absolute() if env else cache_dir()
+    return _absolute(env) if env else cache_dir()
 
 
 def _search_dirs() -> list[Path]:
@@ -270,7 +275,8 @@ def _fetch(entry: DataFile) -> tuple[Path, str]:
             failures.append(f"converter: {_one_line(err)}")
     if not entry.url and convert is None:
         failures.append(
-            "no upstream URL or converter; set LGFN_DATA_URL to an lgfn data mirror or copy the file into LGFN_DATA_DIR"
+            "no upstream URL or converter: an lgfn data mirror (LGFN_DATA_URL) or a copy in LGFN_DATA_DIR "
+            "must provide it"
         )
     reasons = " | ".join(failures)
     raise DataError(
@@ -293,23 +299,31 @@ def _task_files(task: str) -> list[str]:
         raise DataError(f"unknown task {task!r}; valid: {', '.join([*TASK_FILES, 'all'])}") from None
 
 
-def fetch(task: str) -> list[str]:
-    """Make every file of ``task`` (or ``all``) present and verified; one printable line per file.
+def fetch(task: str) -> Iterator[str]:
+    """Make every file of ``task`` (or ``all``) present and verified, yielding one printable line per file.
 
     Unlike ``data_path`` this repairs corrupt copies: a fresh copy replaces one in
     a writable folder, or goes to the cache, which is searched after a read-only
-    ``LGFN_DATA_DIR`` and wins because the first *verified* copy is used.
+    ``LGFN_DATA_DIR`` and wins because the first *verified* copy is used. A file
+    that cannot be fetched does not stop the others: its line says why, and a
+    ``DataError`` naming every such file is raised once all were tried.
     """
-    lines = []
+    failed = []
     for relpath in _task_files(task):
         entry = MANIFEST[relpath]
         found, corrupt = _locate(entry)
         if found is not None:
-            lines.append(f"ok       {relpath}  {found}")
+            yield f"ok       {relpath}  {found}"
             continue
-        path, source = _fetch(entry)
-        lines.append(f"{'repaired' if corrupt else 'fetched'} {relpath}  {path}  (from {source})")
-    return lines
+        try:
+            path, source = _fetch(entry)
+        except DataError as err:
+            failed.append(relpath)
+            yield f"failed   {err.reason}; expected sha256 {entry.sha256}"
+            continue
+        yield f"{'repaired' if corrupt else 'fetched'} {relpath}  {path}  (from {source})"
+    if failed:
+        raise DataError(f"{len(failed)} file(s) could not be fetched: {', '.join(failed)}; the lines above say why")
 
 
 def check() -> list[tuple[str, str]]:
@@ -351,11 +365,12 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-def safe_load_pickle(path: Path | str) -> Any:
-    """Load a data pickle with ``RestrictedUnpickler``; the error names the file."""
+def safe_load_pickle(path: Path | str, unpickler: type[RestrictedUnpickler] = RestrictedUnpickler) -> Any:
+    """Load a data pickle with ``RestrictedUnpickler`` (or a subclass that admits inert stand-ins); the error
+    names the file."""
     with open(path, "rb") as handle:
         try:
-            return RestrictedUnpickler(handle).load()
+            return unpickler(handle).load()
         except UnsafePickleError as err:
             raise UnsafePickleError(f"{path}: {err}") from None
 
@@ -376,53 +391,3 @@ def converter(relpath: str) -> Callable[[Callable[[list[Path]], bytes]], Callabl
         return func
 
     return deco
-
-
-def tfbind8_table_from_source(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(x int64 [65536, 8], y float32 [65536, 1]) from the SIX6 E-score table.
-
-    x: every 8-mer in lexicographic order, tokens 0=A 1=C 2=G 3=T. Each source
-    row gives one E-score for an 8-mer and its reverse complement; y is the
-    E-score min-max scaled in float64, then stored as float32 (as upstream).
-    """
-    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
-    code = np.full(256, -1, dtype=np.int64)
-    code[np.frombuffer(b"ACGT", dtype=np.uint8)] = np.arange(4)
-    weights = 4 ** np.arange(7, -1, -1)
-
-    def index(column: int) -> np.ndarray:
-        letters = np.frombuffer("".join(row[column] for row in rows).encode(), dtype=np.uint8).reshape(-1, 8)
-        tokens = code[letters]
-        if (tokens < 0).any():
-            raise ValueError(f"{path}: column {column} holds a letter outside ACGT")
-        return tokens @ weights
-
-    energy = np.array([float(row[2]) for row in rows], dtype=np.float64)
-    scaled = (energy - energy.min()) / (energy.max() - energy.min())
-    y = np.full(4**8, np.nan)
-    y[index(0)] = scaled
-    y[index(1)] = scaled
-    if np.isnan(y).any():
-        raise ValueError(f"{path}: {int(np.isnan(y).sum())} 8-mers have no E-score")
-    x = (np.arange(4**8)[:, None] // weights) % 4
-    return x.astype(np.int64), y.astype(np.float32)[:, None]
-
-
-@converter("tfbind8/tfbind8_all.npz")
-def _tfbind8_npz(inputs: list[Path]) -> bytes:
-    x, y = tfbind8_table_from_source(inputs[0])
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, x=x, y=y)
-    return buffer.getvalue()
-
-
-def _modes_json(inputs: list[Path]) -> bytes:
-    """An upstream modes pickle (a list of strings) as a JSON list."""
-    modes = safe_load_pickle(inputs[0])
-    if not isinstance(modes, list) or not all(isinstance(mode, str) for mode in modes):
-        raise ValueError(f"{inputs[0]}: expected a list of strings, got {type(modes).__name__}")
-    return json.dumps(modes).encode()
-
-
-for _relpath in ("tfbind8/modes_tfbind8.json", "rna/modes_rna1.json", "qm9str/modes_qm9str.json", "sehstr/modes_sehstr.json"):
-    converter(_relpath)(_modes_json)

