@@ -1,11 +1,16 @@
-"""What a run leaves behind: a final checkpoint that is known to exist, and a resumable one when it is
-stopped (SIGTERM, Ctrl-C, divergence)."""
+"""What a run shows and leaves behind: progress over the whole run, a summary at the end, a final checkpoint
+that is known to exist, and a resumable one when it is stopped (SIGTERM, Ctrl-C, divergence)."""
 
 from __future__ import annotations
 
 import logging
+import re
+import time
 from pathlib import Path
+from typing import Any
+
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lgfn.errors import CheckpointError, TrainingError
@@ -68,6 +73,64 @@ class InterruptCheckpoint(Callback):
                     trainer.global_step, path, path)
 
 
+class RunProgress(TQDMProgressBar):
+    """Training progress over the whole run (its steps are known up front, so the bar has a total and an ETA),
+    evaluation progress per β."""
+
+    @property
+    def total_train_batches(self) -> int | float:
+        total = getattr(self.trainer.datamodule, "total_steps", None)
+        return total if total is not None else super().total_train_batches
+
+    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+class RunSummary(Callback):
+    """At the end of ``fit``: wall and CPU time, the last evaluation's key numbers per β, what discovery found,
+    and the checkpoint to sample from."""
+
+    KEYS = (("l1", "L1 {:.3f}"), ("mean_reward", "mean reward {:.4g}"), ("top100_reward", "top-100 reward {:.4g}"))
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero or not hasattr(self, "_wall"):
+            return
+        wall, cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
+        print("\n".join(summary_lines(trainer, wall, cpu)), flush=True)
+
+
+def summary_lines(trainer: Trainer, wall: float, cpu: float) -> list[str]:
+    """The lines :class:`RunSummary` prints (kept apart so that tests can read them)."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    lines = [f"lgfn: fit done: {trainer.global_step} steps in {_duration(wall)} wall, {_duration(cpu)} CPU"]
+    betas = sorted({float(m.group(1)) for k in metrics for m in [re.search(r"^val/\w+@(.+)$", k)] if m})
+    for beta in betas:
+        parts = [fmt.format(metrics[f"val/{key}@{beta:g}"]) for key, fmt in RunSummary.KEYS
+                 if f"val/{key}@{beta:g}" in metrics]
+        lines.append(f"  β={beta:g}: " + ", ".join(parts))
+    found = [f"{k.split('/')[1].replace('_', ' ')} {metrics[k]:.4g}" for k in
+             ("discovery/modes_found", "discovery/distinct_objects", "discovery/top100_reward") if k in metrics]
+    if found:
+        lines.append("  found so far: " + ", ".join(found))
+    directory = checkpoint_dir(trainer)
+    saved = sorted(directory.glob("*.ckpt"), key=lambda p: p.stat().st_mtime) if directory and directory.is_dir() else []
+    if saved:
+        lines.append(f"  checkpoint: {saved[-1]} (lgfn sample --ckpt {saved[-1].parent.parent} --beta B --n N "
+                     "--out samples.csv)")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
 def run_callbacks() -> list[Callback]:
-    """The callbacks every ``lgfn fit|validate|test`` run gets."""
-    return [FinalCheckpoint(), InterruptCheckpoint()]
+    """The callbacks every ``lgfn fit|validate|test`` run gets (the progress bar is added apart, as it must not be
+    when ``enable_progress_bar`` is off)."""
+    return [FinalCheckpoint(), InterruptCheckpoint(), RunSummary()]

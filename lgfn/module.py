@@ -40,8 +40,8 @@ class GFlowNet(LightningModule):
         logit_clip: clamp α_θ to [−c, c] (None: no clamp).
         eval_betas: β values evaluated at validation/test, including ones outside training.
         eval_samples: objects sampled per β at evaluation.
-        nonfinite_patience: training stops (with a checkpoint of the last good weights) after this
-            many steps in a row whose loss or gradient is not finite; each such step is skipped.
+        nonfinite_patience: each step whose loss or gradient is not finite is skipped; training stops (with a
+            checkpoint) after this many such steps with fewer than this many good steps in a row between them.
     """
 
     def __init__(
@@ -91,7 +91,8 @@ class GFlowNet(LightningModule):
         self.oracle_invalid = SumMetric()  # sampled objects the oracle could not score, all ranks
         self._last_eval_step = -1
         self._warned_betas: set[float] = set()
-        self._nonfinite_run = 0  # steps in a row skipped for a non-finite loss or gradient
+        # steps skipped for a non-finite loss or gradient since the last `nonfinite_patience` good ones in a row
+        self._nonfinite_run = self._finite_run = 0
         self.nonfinite_steps = 0
 
     @staticmethod
@@ -120,8 +121,9 @@ class GFlowNet(LightningModule):
         for key in ("task", "conditioner", "loss"):
             try:
                 specs[key] = registry.resolve(key, args.get(key, key))
-                if key != "task":  # tiny: built once here so that their values are checked too (a task loads data)
-                    registry.build(key, specs[key])
+                if key != "task":  # tiny: built once here so that their values are checked too (a task loads data);
+                    with torch.random.fork_rng(devices=[]):  # without using up the seeded RNG of the real build
+                        registry.build(key, specs[key])
             except (ConfigError, registry.RegistryError) as err:
                 raise ConfigError(f"model.{key}: {err}") from None
         return specs
@@ -254,7 +256,9 @@ class GFlowNet(LightningModule):
             self._nonfinite(f"gradient norm {float(norm):g}")
             skip = True
         elif not skip:
-            self._nonfinite_run = 0
+            self._finite_run += 1
+            if self._finite_run >= self.hparams.nonfinite_patience:  # recovered: a streak of good steps
+                self._nonfinite_run = 0
             self.log("train/grad_norm", norm, batch_size=1)
         if skip:  # Adam leaves parameters without a gradient untouched (no moment update either)
             for p in self.parameters():
@@ -264,11 +268,14 @@ class GFlowNet(LightningModule):
         """Count a skipped non-finite step; stop after ``nonfinite_patience`` in a row."""
         self.nonfinite_steps += 1
         self._nonfinite_run += 1
+        self._finite_run = 0
         self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
-        log.warning("step %d skipped: non-finite %s (%d in a row)", self.global_step, what, self._nonfinite_run)
+        log.warning("step %d skipped: non-finite %s (%d since the last stretch of good steps)", self.global_step, what,
+                    self._nonfinite_run)
         if self._nonfinite_run >= self.hparams.nonfinite_patience:
             raise TrainingError(
-                f"training diverged: {self._nonfinite_run} steps in a row had a non-finite loss or gradient "
+                f"training diverged: {self._nonfinite_run} steps had a non-finite loss or gradient with no "
+                f"{self.hparams.nonfinite_patience} good steps in a row between them "
                 f"(last: {what} at step {self.global_step}); lower the learning rates (model.lr_*), narrow the β "
                 f"range or set model.grad_clip; model.nonfinite_patience = {self.hparams.nonfinite_patience}")
 
@@ -281,10 +288,11 @@ class GFlowNet(LightningModule):
 
     # -- evaluation -----------------------------------------------------------------------------
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate("val")
+        """One evaluation β per batch (the data module hands out their indices), so progress shows per β."""
+        self._evaluate("val", [self.hparams.eval_betas[int(batch)]])
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate("test")
+        self._evaluate("test", [self.hparams.eval_betas[int(batch)]])
 
     @torch.no_grad()
     def sample_objects(self, n: int, beta: float, generator: torch.Generator | None = None,
@@ -301,11 +309,11 @@ class GFlowNet(LightningModule):
         if self.trainer.val_dataloaders is not None and self._last_eval_step != self.global_step:
             self._evaluate("val")
 
-    def _evaluate(self, stage: str) -> None:
+    def _evaluate(self, stage: str, betas: list[float] | None = None) -> None:
         from lgfn.metrics.evaluation import evaluate
 
         self._last_eval_step = self.global_step
-        for name, value in evaluate(self, stage).items():
+        for name, value in evaluate(self, stage, betas).items():
             # every rank evaluates the same weights with the same draws: the reduction only states that
             self.log(name, value, batch_size=1, sync_dist=True)
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from lgfn import registry
@@ -62,3 +64,13 @@ def test_describe_has_one_line_per_kind():
     lines = registry.describe()
     assert [line.split(":")[0] for line in lines] == list(registry.KINDS)
     assert any(line.startswith("beta_sampler: ") and "log_uniform" in line for line in lines)
+
+
+def test_registry_imports_nothing_of_lgfn():
+    """The registry is a leaf: every module may use it, it uses none (lgfn.components fills it)."""
+    import ast
+
+    tree = ast.parse(Path(registry.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m == "lgfn" or m.startswith("lgfn.")]

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from lgfn import checkpoints
-from lgfn.callbacks import run_callbacks
+from lgfn.callbacks import RunProgress, run_callbacks
 from lgfn.data.modules import OfflineData, OnlineData, SamplingDataModule  # noqa: F401 (subclasses by name)
 from lgfn.errors import CheckpointError, ConfigError
 from lgfn.module import GFlowNet
@@ -30,7 +30,7 @@ TRAINER_DEFAULTS = {
     "log_every_n_steps": 25,
     "enable_model_summary": False,  # lgfn reports at the end instead
 }
-PARSER_KWARGS: dict[str, Any] = {"parser_mode": "yaml", "exit_on_error": False}
+PARSER_KWARGS: dict[str, Any] = {"parser_mode": "yaml", "exit_on_error": False, "allow_abbrev": False}
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -95,6 +95,11 @@ class LgfnCLI(LightningCLI):
                                            ", model.".join(sorted(changed)))
         self.config = self.parser.parse_object({sub: {"model": saved}}, self.config)
         self.config[sub].weights_only = True  # resuming reads optimiser and sampler state as data too
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        if config.get("enable_progress_bar", True) is not False:
+            callbacks = [*callbacks, RunProgress()]
+        return super()._instantiate_trainer(config, callbacks)
 
     def before_instantiate_classes(self) -> None:
         """Every setting is checked before anything is built, so no data is loaded for a run that cannot start."""

@@ -115,7 +115,8 @@ class SamplingDataModule(LightningDataModule):
         return DataLoader(_Stream(self), batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader([0], batch_size=None)  # one step: the model evaluates itself
+        """One batch per evaluation β (its index): the model evaluates itself, and progress shows per β."""
+        return DataLoader(list(range(len(self.model.hparams.eval_betas))), batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
@@ -199,6 +200,12 @@ class OnlineData(SamplingDataModule):
 
     def samplers(self) -> list[BetaSampler]:
         return [self.train_beta, self.explore_beta]
+
+    @property
+    def total_steps(self) -> int:
+        """K steps on each round's samples and K on replayed ones (rounds whose buffer was not yet ready to
+        draw from skip the second)."""
+        return 2 * self.rounds * self.steps_per_batch
 
     def _fix_beta(self, beta: float) -> None:
         self.explore_beta = Constant(beta)
@@ -286,6 +293,11 @@ class OfflineData(SamplingDataModule):
             x, raw = x[scored], raw[scored]
             self._data = (x, task.log_reward(raw), raw)
         return self._data
+
+    @property
+    def total_steps(self) -> int:
+        """Gradient steps in the whole run, known up front (the progress bar's total)."""
+        return self.rounds * self.steps_per_batch
 
     def batches(self) -> Iterator[Trajectories]:
         x, log_r, raw = self._load()

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from lgfn.envs.base import Env
+from lgfn.errors import TrainingError
 from lgfn.models.policy import Policy
 
 
@@ -60,6 +61,18 @@ def rows_of(cond: tuple[Tensor | None, Tensor | None], idx: Tensor) -> tuple[Ten
     return tuple(None if c is None else c[idx] for c in cond)  # type: ignore[return-value]
 
 
+def _draw(probs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One action per row; a policy whose probabilities are no longer numbers has diverged (a user can cause
+    that with learning rates or β ranges), which is said as such rather than as torch's internal error."""
+    try:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    except RuntimeError as err:
+        if "probability tensor" not in str(err):
+            raise
+        raise TrainingError("training diverged: the policy's action probabilities are no longer finite; lower the "
+                            "learning rates (model.lr_*), narrow the β range or set model.grad_clip") from None
+
+
 def _mix_uniform(log_probs: Tensor, mask: Tensor, epsilon: float) -> Tensor:
     probs = log_probs.exp()
     if epsilon > 0:
@@ -92,7 +105,7 @@ def sample_forward(
         s = states[active]
         log_probs = policy.forward_log_probs(s, beta[active], rows_of((emb, temp), active))
         probs = _mix_uniform(log_probs, torch.isfinite(log_probs), epsilon)
-        a = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        a = _draw(probs, generator)
         actions[active, t] = a
         move = a != env.stop_action
         states = states.clone()
@@ -127,7 +140,7 @@ def sample_backward(
             break
         s = states[active]
         log_probs = policy.backward_log_probs(s, beta[active], rows_of((emb, temp), active))
-        b = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(1)
+        b = _draw(log_probs.exp(), generator)
         parents, a = env.backward_step(s, b)
         states = states.clone()
         states[active] = parents

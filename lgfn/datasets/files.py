@@ -39,6 +39,7 @@ from typing import IO, Any, Callable, Iterator
 import numpy as np
 
 from lgfn.datasets.manifest import MANIFEST, TASK_FILES, DataFile, task_of
+from lgfn.errors import LgfnError
 
 try:  # numpy >= 2 moved the array internals; old pickles still name numpy.core
     from numpy._core import multiarray as _multiarray
@@ -50,7 +51,7 @@ except ImportError:  # pragma: no cover - numpy < 2
 _DOWNLOAD_TIMEOUT_S = 60.0
 
 
-class DataError(RuntimeError):
+class DataError(LgfnError, RuntimeError):
     """A data file is unknown, missing or corrupt; the message is one line that says how to fix it.
 
     ``reason`` is the short cause, for a caller that nests it in its own message.

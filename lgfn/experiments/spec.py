@@ -16,13 +16,15 @@ from typing import Any, Mapping
 
 import yaml
 
+from lgfn.errors import LgfnError
+
 # where bundled experiments are looked for: the current folder's configs (an installed package,
 # e.g. the Docker image, runs from a checkout of the configs) and the source tree's
 EXPERIMENT_DIRS = (Path("configs") / "experiments", Path(__file__).resolve().parents[2] / "configs" / "experiments")
 PROFILES = ("quick", "full")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(LgfnError, ValueError):
     """A bad experiment file or request; the message says what to fix."""
 
 
