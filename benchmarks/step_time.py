@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from lgfn.module import GFlowNet
-from lgfn.samplers.beta import Uniform
+from lgfn.gflownet import GFlowNet
+from lgfn.beta.distributions import Uniform
 
 
 def bench(task: str, conditioner: str, hidden: int, steps: int, batch: int) -> dict[str, float]:

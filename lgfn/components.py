@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lgfn import registry
 
-BUILT_IN = ("lgfn.data.replay", "lgfn.losses", "lgfn.samplers", "lgfn.tasks",
+BUILT_IN = ("lgfn.training.replay", "lgfn.losses", "lgfn.beta", "lgfn.tasks",
             "lgfn.oracles.qm9", "lgfn.oracles.rna", "lgfn.oracles.seh", "lgfn.oracles.tfbind8")
 
 _LOADED = False

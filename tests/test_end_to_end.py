@@ -7,7 +7,7 @@ import torch
 from lgfn.cli import main
 from lgfn.cli.sample import load_checkpoint
 from lgfn.metrics.exact import evaluate_exact
-from lgfn.module import GFlowNet
+from lgfn.gflownet import GFlowNet
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gridworld.yaml"
 

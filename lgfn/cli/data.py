@@ -6,7 +6,7 @@ import argparse
 
 
 def data_command(args: argparse.Namespace) -> int:
-    from lgfn.datasets import files
+    from lgfn.taskdata import files
 
     if args.data_command == "fetch":
         for line in files.fetch(args.task):

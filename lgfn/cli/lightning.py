@@ -12,10 +12,10 @@ from typing import Any, Sequence
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from lgfn import checkpoints
-from lgfn.callbacks import RunProgress, run_callbacks
-from lgfn.data.modules import OfflineData, OnlineData, SamplingDataModule  # noqa: F401 (subclasses by name)
+from lgfn.training.callbacks import RunProgress, run_callbacks
+from lgfn.training.datamodules import OfflineData, OnlineData, SamplingDataModule  # noqa: F401 (subclasses by name)
 from lgfn.errors import CheckpointError, ConfigError
-from lgfn.module import GFlowNet
+from lgfn.gflownet import GFlowNet
 
 # Lightning flags our deliberate choices: sampling inside training_step, no dataloader workers, and
 # args passed alongside sys.argv (lgfn takes --plugins out, but leaves it in sys.argv for ddp's ranks).
@@ -56,7 +56,7 @@ class LgfnCLI(LightningCLI):
         return {name: keys for name, keys in LightningCLI.subcommands().items() if name != "predict"}
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.set_defaults({"data": {"class_path": "lgfn.data.modules.OnlineData"}})
+        parser.set_defaults({"data": {"class_path": "lgfn.training.datamodules.OnlineData"}})
         parser.add_argument("--plugins", type=list[str] | None, default=None,
                             help="modules or .py files that register components, imported first "
                                  "(taken out of the command line before parsing; in a config file: a list)")

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="fetch and verify task data files")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="{fetch,check}")
     f = dsub.add_parser("fetch", help="download (or build from upstream files) and verify a task's files")
-    from lgfn.datasets.manifest import TASK_FILES
+    from lgfn.taskdata.manifest import TASK_FILES
 
     f.add_argument("task", help=f"{', '.join(TASK_FILES)}, or all (every file, the upstream originals too)")
     dsub.add_parser("check", help="checksums of the task data files present")

@@ -11,7 +11,7 @@ import torch
 
 from lgfn.errors import CheckpointError, ConfigError
 from lgfn.io import write_csv
-from lgfn.module import GFlowNet
+from lgfn.gflownet import GFlowNet
 
 
 def find_checkpoint(path: str | Path) -> Path:

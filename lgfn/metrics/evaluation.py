@@ -11,7 +11,7 @@ from lgfn.metrics.exact import ExactEvaluation, evaluate_exact
 from lgfn.metrics.molecular import TopKTanimotoDiversity
 
 if TYPE_CHECKING:
-    from lgfn.module import GFlowNet
+    from lgfn.gflownet import GFlowNet
 
 EXACT_MAX_OBJECTS = 300_000
 TOP_K = 100

@@ -10,7 +10,7 @@ from rdkit import Chem
 
 from lgfn.chem import BlockSet, block_set, canonical_smiles, to_mol, write_sdf
 from lgfn.chem.blocks import BLOCK_FILES
-from lgfn.datasets import data_path
+from lgfn.taskdata import data_path
 
 
 def canon(smiles: str) -> str:

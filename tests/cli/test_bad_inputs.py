@@ -177,7 +177,7 @@ def test_ckpt_path_refuses_checkpoints_that_name_code(command, name, evil_checkp
 
 def test_load_from_checkpoint_refuses_code(evil_checkpoints) -> None:
     from lgfn.errors import CheckpointError
-    from lgfn.module import GFlowNet
+    from lgfn.gflownet import GFlowNet
 
     for name in ("task", "conditioner", "loss", "oracle", "nested", "instantiator"):
         with pytest.raises(CheckpointError):

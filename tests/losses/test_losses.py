@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lgfn.losses import DetailedBalance, FlowTerms, SubTrajectoryBalance, TrajectoryBalance
-from lgfn.module import GFlowNet
+from lgfn.gflownet import GFlowNet
 
 # One trajectory s0 -> s1 -> x -> (stop): three transitions, nodes 0..3 (3 = sink).
 PF = torch.tensor([[-0.5, -1.0, -0.2]])

@@ -2,7 +2,7 @@ import torch
 
 from lgfn.envs import PrependAppend
 from lgfn.metrics.exact import evaluate_exact, target_distribution, terminal_distribution
-from lgfn.module import GFlowNet
+from lgfn.gflownet import GFlowNet
 from lgfn.registry import register_task
 from lgfn.tasks.base import RewardTransform, Task
 

@@ -53,7 +53,7 @@ def test_molecular_task_reports_molecules_not_strings():
     import torch
 
     from lgfn.metrics.evaluation import evaluate
-    from lgfn.module import GFlowNet
+    from lgfn.gflownet import GFlowNet
 
     model = GFlowNet(task="qm9", hidden_dim=16, eval_betas=[1.0], eval_samples=64)
     x = model.task.from_strings(["00001", "10000", "11111"])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lgfn.chem import canonical_smiles
-from lgfn.datasets import data_path
+from lgfn.taskdata import data_path
 from lgfn.oracles.qm9 import QM9Oracle
 
 

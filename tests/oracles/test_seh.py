@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lgfn.datasets import data_path
+from lgfn.taskdata import data_path
 from lgfn.oracles.seh import SEHOracle, TreeEnsemble
 
 

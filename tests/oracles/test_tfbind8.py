@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lgfn.datasets import data_path, safe_load_pickle
+from lgfn.taskdata import data_path, safe_load_pickle
 from lgfn.oracles.tfbind8 import TFBind8Oracle, load_modes, load_table, offline_train_set
 from lgfn.registry import _ENTRIES
 

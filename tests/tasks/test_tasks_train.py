@@ -7,7 +7,7 @@ import torch
 
 from lgfn.cli import main
 from lgfn.cli.sample import load_checkpoint
-from lgfn.module import GFlowNet
+from lgfn.gflownet import GFlowNet
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

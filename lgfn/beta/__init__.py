@@ -1,6 +1,6 @@
 """Distributions of the inverse temperature β, for P_train and P_exp."""
 
-from lgfn.samplers.beta import (
+from lgfn.beta.distributions import (
     Annealing,
     BetaSampler,
     ClippedNormal,

@@ -1,8 +1,8 @@
 import torch
 
-from lgfn.data.replay import ObjectReplay, PrioritizedReplay, TrajectoryReplay, row_keys
-from lgfn.data.trajectories import Trajectories, sample_backward
-from lgfn.module import GFlowNet
+from lgfn.training.replay import ObjectReplay, PrioritizedReplay, TrajectoryReplay, row_keys
+from lgfn.sampling.trajectories import Trajectories, sample_backward
+from lgfn.gflownet import GFlowNet
 
 
 def _traj(x: torch.Tensor, log_r: torch.Tensor) -> Trajectories:

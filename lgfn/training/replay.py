@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lgfn.data.trajectories import Trajectories
+from lgfn.sampling.trajectories import Trajectories
 from lgfn.registry import register
 
 _HASH = torch.randint(1, 2**62, (4096,), generator=torch.Generator().manual_seed(20240229)) | 1

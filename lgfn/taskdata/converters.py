@@ -4,9 +4,9 @@ Every converter returns the file's bytes; ``files`` verifies them against the
 manifest before the file is used, so a converter that drifts (another RDKit,
 ViennaRNA or numpy) fails loudly instead of changing a task. Heavy or circular
 imports (RDKit through ``lgfn.chem``, ViennaRNA through ``lgfn.oracles``) happen
-inside the converters, so importing ``lgfn.datasets`` stays cheap.
+inside the converters, so importing ``lgfn.taskdata`` stays cheap.
 
-The sEH tree proxy's converters are in ``lgfn.datasets.seh_trees``.
+The sEH tree proxy's converters are in ``lgfn.taskdata.seh_trees``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lgfn.datasets.files import converter, safe_load_pickle
+from lgfn.taskdata.files import converter, safe_load_pickle
 
 # --------------------------------------------------------------------------- tfbind8
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from lgfn.datasets.converters import npz_bytes
-from lgfn.datasets.files import RestrictedUnpickler, converter, safe_load_pickle
+from lgfn.taskdata.converters import npz_bytes
+from lgfn.taskdata.files import RestrictedUnpickler, converter, safe_load_pickle
 
 N_POSITIONS, N_BLOCKS = 6, 18
 N_MODES = 159

@@ -3,8 +3,8 @@
 The table is code, not a file next to the data, so a downloaded file can only be
 accepted if it matches what this version of lgfn expects. Each entry has either
 a direct upstream URL (bytes are verified exactly), a derivation from upstream
-files (``derived_from``; ``lgfn.datasets.converters`` and ``seh_trees`` register
-the converters in ``lgfn.datasets.files.CONVERTERS``), or neither (only
+files (``derived_from``; ``lgfn.taskdata.converters`` and ``seh_trees`` register
+the converters in ``lgfn.taskdata.files.CONVERTERS``), or neither (only
 ``sehstr/modes_sehstr_gbr.json``), in which case ``origin`` says where the file
 was made and a mirror (``LGFN_DATA_URL``) or a local copy (``LGFN_DATA_DIR``)
 must provide it.
@@ -200,7 +200,7 @@ _ENTRIES: tuple[DataFile, ...] = (
         1590,
         content_sha256="83b9cdbac3f1be8dcb1e6400a694dc014e40d92d1ce8f02ff97bf0a95c67986d",
         origin="greedy Hamming>=2 modes of the tree proxy over all 18^6 strings, made by lgfn; its ties were broken "
-        "in an unrecorded order, so no converter rebuilds it (see lgfn.datasets.seh_trees.greedy_modes)",
+        "in an unrecorded order, so no converter rebuilds it (see lgfn.taskdata.seh_trees.greedy_modes)",
     ),
     DataFile(
         "sehstr/modes_sehstr.json",

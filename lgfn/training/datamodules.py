@@ -15,15 +15,15 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
 from lgfn import components, registry
-from lgfn.data.replay import Replay
-from lgfn.data.trajectories import Trajectories
+from lgfn.training.replay import Replay
+from lgfn.sampling.trajectories import Trajectories
 from lgfn.errors import ConfigError
 from lgfn.oracles.base import OracleError
 from lgfn.registry import ComponentSpec
-from lgfn.samplers.beta import BetaSampler, Constant
+from lgfn.beta.distributions import BetaSampler, Constant
 
 if TYPE_CHECKING:
-    from lgfn.module import GFlowNet
+    from lgfn.gflownet import GFlowNet
 
 
 UNSCORED_ROUNDS = 10

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lgfn.data.modules import OnlineData
-from lgfn.module import GFlowNet
+from lgfn.training.datamodules import OnlineData
+from lgfn.gflownet import GFlowNet
 
 
 def _rank_state(round_: int) -> dict:

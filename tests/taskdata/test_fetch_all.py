@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from lgfn.cli.main import main
-from lgfn.datasets import files
-from lgfn.datasets.files import CONVERTERS, data_root
-from lgfn.datasets.manifest import MANIFEST
+from lgfn.taskdata import files
+from lgfn.taskdata.files import CONVERTERS, data_root
+from lgfn.taskdata.manifest import MANIFEST
 
 SHARED = data_root()
 FLEXS_RNA = "rna/flexs_rna.py.txt"

@@ -1,6 +1,6 @@
 """Task data files: where they are found, how they are fetched and verified."""
 
-from lgfn.datasets.files import (
+from lgfn.taskdata.files import (
     CONVERTERS,
     DataError,
     RestrictedUnpickler,
@@ -14,8 +14,8 @@ from lgfn.datasets.files import (
     file_sha256,
     safe_load_pickle,
 )
-from lgfn.datasets.manifest import MANIFEST, TASK_FILES, DataFile, task_of
-from lgfn.datasets import converters, seh_trees  # noqa: F401  (importing them registers the converters)
+from lgfn.taskdata.manifest import MANIFEST, TASK_FILES, DataFile, task_of
+from lgfn.taskdata import converters, seh_trees  # noqa: F401  (importing them registers the converters)
 
 __all__ = [
     "CONVERTERS",

@@ -13,7 +13,7 @@ from torch import Tensor
 from torchmetrics import SumMetric
 
 from lgfn import components, registry
-from lgfn.data.trajectories import Trajectories, rows_of, sample_backward, sample_forward
+from lgfn.sampling.trajectories import Trajectories, rows_of, sample_backward, sample_forward
 from lgfn.errors import ConfigError, TrainingError
 from lgfn.losses.base import FlowTerms, Loss
 from lgfn.metrics.discovery import DistinctObjects, ModesFound, TopKDiversity, TopKReward

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lgfn.datasets.files import data_root
+from lgfn.taskdata.files import data_root
 
 FLEXS_RNA = "rna/flexs_rna.py.txt"
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from lgfn.datasets import converters, files, seh_trees
-from lgfn.datasets.files import CONVERTERS, UnsafePickleError, content_sha256, data_root, file_sha256
-from lgfn.datasets.manifest import MANIFEST
+from lgfn.taskdata import converters, files, seh_trees
+from lgfn.taskdata.files import CONVERTERS, UnsafePickleError, content_sha256, data_root, file_sha256
+from lgfn.taskdata.manifest import MANIFEST
 
 SHARED = data_root()
 FLEXS_RNA = "rna/flexs_rna.py.txt"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lgfn import registry
-from lgfn.samplers.beta import Annealing, ClippedNormal, Constant, ExpTilted, InverseAnnealing, LogUniform, Uniform
+from lgfn.beta.distributions import Annealing, ClippedNormal, Constant, ExpTilted, InverseAnnealing, LogUniform, Uniform
 
 N = 200_000
 

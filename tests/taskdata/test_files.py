@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lgfn.datasets import converters, files
-from lgfn.datasets.files import DataError, UnsafePickleError, data_path, data_root, safe_load_pickle
-from lgfn.datasets.manifest import MANIFEST, TASK_FILES
+from lgfn.taskdata import converters, files
+from lgfn.taskdata.files import DataError, UnsafePickleError, data_path, data_root, safe_load_pickle
+from lgfn.taskdata.manifest import MANIFEST, TASK_FILES
 
 SHARED = data_root()
 """The shared data as an absolute path, also when LGFN_DATA_DIR is relative (the README's ``../shared/data``)."""

@@ -18,7 +18,7 @@ folder, verified, renamed), so concurrent runs never see a partial file.
 A missing file that cannot be fetched, or a corrupt one, fails with a one-line
 ``DataError`` naming the file, its expected sha256 and ``lgfn data fetch TASK``.
 Upstream pickles are read only with ``RestrictedUnpickler``. The converters live
-in ``lgfn.datasets.converters`` and register themselves here with ``converter``.
+in ``lgfn.taskdata.converters`` and register themselves here with ``converter``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
-from lgfn.datasets.manifest import MANIFEST, TASK_FILES, DataFile, task_of
+from lgfn.taskdata.manifest import MANIFEST, TASK_FILES, DataFile, task_of
 from lgfn.errors import LgfnError
 
 try:  # numpy >= 2 moved the array internals; old pickles still name numpy.core

@@ -1,1 +1,0 @@
-"""Training data: trajectories, sampling, replay buffers and the Lightning data modules (Algorithm 1)."""

@@ -1,0 +1,1 @@
+"""Drawing trajectories: forward with P_F (ε-exploration) and backward with P_B, as batched tensors."""
