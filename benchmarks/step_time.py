@@ -24,7 +24,7 @@ def bench(task: str, conditioner: str, hidden: int, steps: int, batch: int) -> d
     g, betas = torch.Generator().manual_seed(0), Uniform(1.0, 3.0)
 
     def sample():
-        return model.sample(betas.sample(batch, g), 0.01, g)
+        return model.sampler.forward(betas.sample(batch, g), 0.01, g)
 
     def update(traj):
         loss = model.loss_fn(model.flow_terms(traj))

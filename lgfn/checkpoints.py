@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
-from lgfn import registry
+from lgfn import components, registry
 from lgfn.errors import CheckpointError
 
 FORMAT = 2
@@ -124,3 +124,21 @@ def model_hparams(ckpt: Mapping[str, Any], model_cls: type, where: str = "checkp
         if key in hparams:
             check_component(kind, hparams[key], f"{where}: model.{key}", hint)
     return hparams
+
+
+def load_model(cls: type, path: str | Path, map_location: Any = None, **overrides: Any) -> Any:
+    """A model of class ``cls`` (a GFlowNet) built from a checkpoint's checked settings, with its weights."""
+    ckpt = read(path)
+    components.load()
+    hparams = model_hparams(ckpt, cls, f"checkpoint {path}")
+    hparams.update(overrides)
+    model = cls(**hparams)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit the model it describes ({first})") from None
+    model.on_load_checkpoint(ckpt)
+    if map_location is not None:
+        model.to(map_location)
+    return model

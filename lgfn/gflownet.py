@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule
 from torch import Tensor
-from torchmetrics import SumMetric
+from torch.utils.data import DataLoader
 
-from lgfn import components, registry
-from lgfn.sampling.trajectories import Trajectories, rows_of, sample_backward, sample_forward
-from lgfn.errors import ConfigError, TrainingError
+from lgfn import plugins, registry
+from lgfn.checkpoints import FORMAT, load_model
+from lgfn.errors import TrainingError
 from lgfn.losses.base import FlowTerms, Loss
-from lgfn.metrics.discovery import DistinctObjects, ModesFound, TopKDiversity, TopKReward
-from lgfn.metrics.molecular import TopKTanimotoDiversity
+from lgfn.metrics.evaluation import evaluate, log_heatmap
 from lgfn.models.conditioners import Conditioner
 from lgfn.models.policy import Policy
 from lgfn.registry import ComponentSpec
+from lgfn.sampling.sampler import Sampler
+from lgfn.sampling.trajectories import Trajectories, rows_of
+from lgfn.settings import check_model_settings
 from lgfn.tasks.base import Task
+from lgfn.training.discovery import DiscoveryTracker
 
 log = logging.getLogger("lgfn")
 
@@ -63,7 +65,7 @@ class GFlowNet(LightningModule):
         nonfinite_patience: int = 20,
     ) -> None:
         super().__init__()
-        specs = self.check_args(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
+        specs = check_model_settings(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.save_hyperparameters()
         self.hparams.update(specs)  # checkpoints hold resolved {class_path, init_args}, every default filled in
         self.task: Task = registry.build("task", specs["task"])
@@ -73,130 +75,13 @@ class GFlowNet(LightningModule):
             self.task.env, cond, hidden_dim, n_layers,
             learned_backward=backward_policy == "learned", state_flow=self.loss_fn.needs_flow, logit_clip=logit_clip,
         )
-        # the β range of training (kept in checkpoints; sampling outside it warns)
-        self.trained_beta: tuple[float, float] | None = None
         if cond.fixed_beta is not None:
             self.hparams.eval_betas = [cond.fixed_beta]
-            self.trained_beta = (cond.fixed_beta, cond.fixed_beta)
-        # discovery over every object the run has rewarded (the mode-seeking curve); reduced across ranks
-        modes = self.task.modes()
-        self.modes_found = ModesFound(modes) if modes else None
-        self.distinct_found = DistinctObjects()
-        self.top_found = TopKReward(k=100)
-        self.diversity_found = TopKDiversity(k=100)
-        self.objects_sampled = SumMetric()  # the x axis of discovery curves: oracle calls, all ranks
-        if self.task.molecular:  # SMILES are canonical already, so distinct strings = distinct molecules
-            self.molecules_found = DistinctObjects()
-            self.tanimoto_found = TopKTanimotoDiversity(k=100)
-        self.oracle_invalid = SumMetric()  # sampled objects the oracle could not score, all ranks
+        self.sampler = Sampler(self.task, self.policy)  # what data modules, evaluation and `lgfn sample` draw with
         self._last_eval_step = -1
-        self._warned_betas: set[float] = set()
         # steps skipped for a non-finite loss or gradient since the last `nonfinite_patience` good ones in a row
         self._nonfinite_run = self._finite_run = 0
         self.nonfinite_steps = 0
-
-    @staticmethod
-    def check_args(**args: Any) -> dict[str, Any]:
-        """Check every setting before anything is built (no data is loaded), naming the one at fault.
-
-        Returns the component specs resolved against the registry (``{class_path, init_args}``).
-        """
-        components.load()
-        for key in ("hidden_dim", "n_layers", "eval_samples", "nonfinite_patience"):
-            value = args.get(key)
-            if key in args and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"model.{key} = {value!r}: must be an integer >= 1")
-        for key in ("lr_policy", "lr_z", "lr_scale", "lr_flow", "grad_clip", "logit_clip"):
-            value = args.get(key)
-            optional = key in ("grad_clip", "logit_clip")
-            if key in args and not (value is None and optional) and not _positive(value):
-                none = " or null (off)" if optional else ""
-                raise ConfigError(f"model.{key} = {value!r}: must be a positive finite number{none}")
-        if args.get("backward_policy", "learned") not in ("learned", "uniform"):
-            raise ConfigError(f"model.backward_policy = {args['backward_policy']!r}: must be 'learned' or 'uniform'")
-        betas = args.get("eval_betas", [1.0])
-        if not isinstance(betas, (list, tuple)) or not betas or not all(_positive(b) for b in betas):
-            raise ConfigError(f"model.eval_betas = {betas!r}: must be a non-empty list of positive finite β")
-        specs = {}
-        for key in ("task", "conditioner", "loss"):
-            try:
-                specs[key] = registry.resolve(key, args.get(key, key))
-                if key != "task":  # tiny: built once here so that their values are checked too (a task loads data);
-                    with torch.random.fork_rng(devices=[]):  # without using up the seeded RNG of the real build
-                        registry.build(key, specs[key])
-            except (ConfigError, registry.RegistryError) as err:
-                raise ConfigError(f"model.{key}: {err}") from None
-        return specs
-
-    def keep_scored(self, traj: Trajectories) -> Trajectories:
-        """The trajectories whose objects the oracle scored; the others are counted (``oracle/invalid``,
-        summed over ranks; every rank calls this once a round) and left out of training."""
-        scored = traj.raw_reward.isfinite()
-        self.oracle_invalid.update(float((~scored).sum()))
-        if self._trainer is not None:
-            self.log("oracle/invalid", self.oracle_invalid.compute().float(), batch_size=len(traj))
-        return traj if bool(scored.all()) else traj.index(scored)
-
-    def observe(self, traj: Trajectories) -> None:
-        """Record newly rewarded objects in the discovery metrics and log them."""
-        strings = self.task.to_strings(traj.x)
-        self.distinct_found.update(strings)
-        self.top_found.update(strings, traj.raw_reward.cpu())
-        self.diversity_found.update(strings, traj.raw_reward.cpu())
-        self.objects_sampled.update(float(len(traj)))
-        log_now = self._trainer is None or self.global_step % self.trainer.log_every_n_steps == 0
-        found = {"discovery/distinct_objects": self.distinct_found.compute().float(),
-                 "discovery/top100_reward": self.top_found.compute().float(),
-                 "discovery/objects_sampled": self.objects_sampled.compute().float()}
-        if log_now:  # pairwise distances (and fingerprints) of the top 100: only when the value is logged
-            found["discovery/top100_diversity"] = self.diversity_found.compute().float()
-        if self.modes_found is not None:
-            self.modes_found.update(strings)
-            found["discovery/modes_found"] = self.modes_found.compute().float()
-        if self.task.molecular:
-            smiles = self.task.smiles(traj.x)
-            self.molecules_found.update(smiles)
-            self.tanimoto_found.update(smiles, traj.raw_reward.cpu(), smiles)  # top-k distinct molecules
-            found["discovery/distinct_molecules"] = self.molecules_found.compute().float()
-            if log_now:
-                found["discovery/top100_tanimoto_diversity"] = self.tanimoto_found.compute().float()
-        if self._trainer is not None:
-            self.log_dict(found, batch_size=len(traj))
-
-    # -- sampling ------------------------------------------------------------------------------
-    @property
-    def fixed_beta(self) -> float | None:
-        """The one β of an unconditional model, else None."""
-        return self.policy.conditioner.fixed_beta
-
-    def check_beta(self, beta: float, warn: bool = True) -> None:
-        """Refuse a β the model cannot sample at, with a one-line reason; warn (once per β) when β lies
-        outside the range the model was trained on: the result still comes out, but is extrapolation."""
-        if not _positive(beta):
-            raise ConfigError(f"β must be a positive finite number, got {beta}")
-        if self.fixed_beta is not None and abs(beta - self.fixed_beta) > 1e-9:
-            raise ConfigError(f"this model is unconditional (conditioner 'none'), trained at β={self.fixed_beta}; "
-                              f"it samples only at --beta {self.fixed_beta}")
-        trained = self.trained_beta
-        if warn and trained is not None and not trained[0] <= beta <= trained[1] and beta not in self._warned_betas:
-            self._warned_betas.add(beta)
-            log.warning("β=%g is outside the range the model was trained on, [%g, %g]: the samples extrapolate",
-                        beta, *trained)
-
-    def score(self, traj: Trajectories) -> Trajectories:
-        """Fill in the rewards of sampled trajectories in one batched oracle call."""
-        x = traj.x
-        raw = self.task.raw_reward(x.cpu()).to(x.device)
-        traj.raw_reward, traj.log_reward = raw, self.task.log_reward(raw).to(x.device)
-        return traj
-
-    def sample(self, beta: Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None) -> Trajectories:
-        """Scored trajectories sampled forward at the given β (ε-uniform exploration when ε > 0)."""
-        return self.score(sample_forward(self.task.env, self.policy, beta, epsilon, generator))
-
-    def sample_backward(self, x: Tensor, beta: Tensor, generator: torch.Generator | None = None) -> Trajectories:
-        """Trajectories to the objects x drawn backwards with P_B(·|β) (rewards left for the caller)."""
-        return sample_backward(self.task.env, self.policy, x, beta, generator)
 
     # -- training ------------------------------------------------------------------------------
     def flow_terms(self, traj: Trajectories) -> FlowTerms:
@@ -287,6 +172,13 @@ class GFlowNet(LightningModule):
         return torch.optim.Adam(groups)
 
     # -- evaluation -----------------------------------------------------------------------------
+    def val_dataloader(self) -> DataLoader:
+        """One batch per evaluation β (its index): the model evaluates itself, and progress shows per β."""
+        return DataLoader(list(range(len(self.hparams.eval_betas))), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """One evaluation β per batch (the data module hands out their indices), so progress shows per β."""
         self._evaluate("val", [self.hparams.eval_betas[int(batch)]])
@@ -294,14 +186,9 @@ class GFlowNet(LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate("test", [self.hparams.eval_betas[int(batch)]])
 
-    @torch.no_grad()
-    def sample_objects(self, n: int, beta: float, generator: torch.Generator | None = None,
-                       drop_invalid: bool = True, warn: bool = True) -> Trajectories:
-        """n objects sampled on-policy at one β and scored; those the oracle cannot score (raw reward NaN)
-        are left out unless ``drop_invalid`` is False."""
-        self.check_beta(beta, warn)
-        traj = self.sample(torch.full((n,), float(beta), device=self.device), 0.0, generator)
-        return traj.index(traj.raw_reward.isfinite()) if drop_invalid else traj
+    def configure_callbacks(self) -> list[Callback]:
+        """Discovery metrics over everything the run rewards, for any Trainer this model is fit with."""
+        return [DiscoveryTracker()]
 
     def on_train_epoch_end(self) -> None:
         # The sampling stream's length is unknown to Lightning, so it never validates at the end of
@@ -310,22 +197,21 @@ class GFlowNet(LightningModule):
             self._evaluate("val")
 
     def _evaluate(self, stage: str, betas: list[float] | None = None) -> None:
-        from lgfn.metrics.evaluation import evaluate
-
         self._last_eval_step = self.global_step
-        for name, value in evaluate(self, stage, betas).items():
+        betas = self.hparams.eval_betas if betas is None else betas
+        metrics, exact = evaluate(self.sampler, betas, self.hparams.eval_samples, stage)
+        for name, value in metrics.items():
             # every rank evaluates the same weights with the same draws: the reduction only states that
             self.log(name, value, batch_size=1, sync_dist=True)
+        for ev in exact:
+            log_heatmap(self.logger, self.task, stage, ev, self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from lgfn import plugins
-        from lgfn.checkpoints import FORMAT
-
         # named again when a checkpoint's components are missing: `lgfn sample` never imports code by itself
         checkpoint["lgfn_plugins"] = plugins.loaded()
         checkpoint["lgfn_format"] = FORMAT
-        if self.trained_beta is not None:
-            checkpoint["lgfn_trained_beta"] = list(self.trained_beta)
+        if self.sampler.trained_beta is not None:
+            checkpoint["lgfn_trained_beta"] = list(self.sampler.trained_beta)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trained = checkpoint.get("lgfn_trained_beta")
@@ -333,33 +219,11 @@ class GFlowNet(LightningModule):
             key = "policy.conditioner.beta_range"
             saved = checkpoint.get("state_dict", {}).get(key)
             trained = saved.tolist() if saved is not None and bool(torch.isfinite(saved).all()) else None
-        self.trained_beta = (float(trained[0]), float(trained[1])) if trained is not None else None
+        self.sampler.trained_beta = (float(trained[0]), float(trained[1])) if trained is not None else None
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: Any = None,  # type: ignore[override]
                              **overrides: Any) -> "GFlowNet":
         """A trained model from a checkpoint, read as data: only registered components are built from it
         (see :mod:`lgfn.checkpoints`). ``overrides`` replace saved settings (e.g. ``eval_samples``)."""
-        from lgfn.checkpoints import model_hparams, read
-        from lgfn.errors import CheckpointError
-
-        ckpt = read(checkpoint_path)
-        components.load()
-        hparams = model_hparams(ckpt, cls, f"checkpoint {checkpoint_path}")
-        hparams.update(overrides)
-        model = cls(**hparams)
-        try:
-            model.load_state_dict(ckpt["state_dict"])
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(f"checkpoint {checkpoint_path}: its weights do not fit the model it describes "
-                                  f"({first})") from None
-        model.on_load_checkpoint(ckpt)
-        if map_location is not None:
-            model.to(map_location)
-        return model
-
-
-def _positive(value: Any) -> bool:
-    """A positive finite number (booleans are not numbers here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        return load_model(cls, checkpoint_path, map_location, **overrides)

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence, Union
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDepictor
 
-from lgfn.taskdata import data_path
+from lgfn.taskdata.files import data_path
 from lgfn.errors import ConfigError
 
 SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"

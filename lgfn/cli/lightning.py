@@ -16,6 +16,7 @@ from lgfn.training.callbacks import RunProgress, run_callbacks
 from lgfn.training.datamodules import OfflineData, OnlineData, SamplingDataModule  # noqa: F401 (subclasses by name)
 from lgfn.errors import CheckpointError, ConfigError
 from lgfn.gflownet import GFlowNet
+from lgfn.settings import check_model_settings
 
 # Lightning flags our deliberate choices: sampling inside training_step, no dataloader workers, and
 # args passed alongside sys.argv (lgfn takes --plugins out, but leaves it in sys.argv for ddp's ranks).
@@ -82,8 +83,8 @@ class LgfnCLI(LightningCLI):
         ckpt = checkpoints.read(path, f"--ckpt_path {path}")
         saved = checkpoints.model_hparams(ckpt, GFlowNet, f"--ckpt_path {path}")
         config_model = cfg.model.as_dict() if hasattr(cfg.model, "as_dict") else dict(cfg.model)
-        specs = GFlowNet.check_args(**config_model)
-        saved_task = GFlowNet.check_args(**{**config_model, **saved})["task"]
+        specs = check_model_settings(**config_model)
+        saved_task = check_model_settings(**{**config_model, **saved})["task"]
         if saved_task != specs["task"]:
             raise ConfigError(f"--ckpt_path {path} was trained on task {_describe(saved_task)}, but the config names "
                               f"{_describe(specs['task'])}; use a checkpoint of this task or the checkpoint's config")
@@ -107,7 +108,7 @@ class LgfnCLI(LightningCLI):
 
         cfg = self.config[self.subcommand]
         load_plugins(cfg.get("plugins") or [])
-        GFlowNet.check_args(**cfg.model.as_dict())
+        check_model_settings(**cfg.model.as_dict())
         data = cfg.data.as_dict()
         cls = _import_data_class(data["class_path"])
         cls(**data.get("init_args", {}))  # cheap: a data module reads no data until setup

@@ -68,7 +68,7 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
     out = check_output(out)
     path = find_checkpoint(ckpt)
     model = load_checkpoint(path)
-    model.check_beta(beta)
+    model.sampler.check_beta(beta)
     sdf = out.suffix.lower() == ".sdf"
     if sdf and not model.task.molecular:
         raise ConfigError(f"--out {out}: SDF needs a molecular task (qm9, seh, blocks), this model's task is "
@@ -76,7 +76,7 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
     generator = torch.Generator().manual_seed(seed)
     xs, raws, logs = [], [], []
     for start in range(0, n, batch):
-        traj = model.sample_objects(min(batch, n - start), beta, generator, drop_invalid=False, warn=False)
+        traj = model.sampler.objects(min(batch, n - start), beta, generator, drop_invalid=False, warn=False)
         xs.append(traj.x)
         raws.append(traj.raw_reward)
         logs.append(traj.log_reward)

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from lgfn.metrics.discovery import TopKDiversity, TopKReward
 from lgfn.metrics.exact import ExactEvaluation, evaluate_exact
 from lgfn.metrics.molecular import TopKTanimotoDiversity
-
-if TYPE_CHECKING:
-    from lgfn.gflownet import GFlowNet
+from lgfn.sampling.sampler import Sampler
 
 EXACT_MAX_OBJECTS = 300_000
 TOP_K = 100
 
 
-def evaluate(model: "GFlowNet", stage: str, betas: Sequence[float] | None = None) -> dict[str, float]:
-    """Sampled reward and diversity at each β (default: the model's ``eval_betas``; molecule metrics for
-    molecular tasks) and, for enumerable tasks, the exact L1 and log Z error."""
-    task = model.task
+def evaluate(sampler: Sampler, betas: Sequence[float], n: int, stage: str
+             ) -> tuple[dict[str, float], list[ExactEvaluation]]:
+    """Sampled reward and diversity of n objects at each β (molecule metrics for molecular tasks) and, for
+    enumerable tasks, the exact L1 and log Z error (the exact evaluations are returned too, for plots)."""
+    task = sampler.task
     out: dict[str, float] = {}
-    for beta in model.hparams.eval_betas if betas is None else betas:
+    exact: list[ExactEvaluation] = []
+    for beta in betas:
         generator = torch.Generator().manual_seed(0)  # the same draws at every call and every β
-        traj = model.sample_objects(model.hparams.eval_samples, beta, generator, warn=False)
+        traj = sampler.objects(n, beta, generator, warn=False)
         out[f"{stage}/mean_reward@{beta:g}"] = float(traj.raw_reward.mean())
         out[f"{stage}/mean_log_reward@{beta:g}"] = float(traj.log_reward.mean())
         strings = task.to_strings(traj.x)
@@ -40,26 +40,24 @@ def evaluate(model: "GFlowNet", stage: str, betas: Sequence[float] | None = None
             out[f"{stage}/top{TOP_K}_tanimoto_diversity@{beta:g}"] = float(tanimoto.compute())
             out[f"{stage}/distinct_molecules@{beta:g}"] = float(len(set(smiles)))
         if task.enumerable and task.env.n_states <= EXACT_MAX_OBJECTS:
-            ev = evaluate_exact(task, model.policy, beta)
+            ev = evaluate_exact(task, sampler.policy, beta)
             out[f"{stage}/l1@{beta:g}"] = ev.l1
             out[f"{stage}/log_z_error@{beta:g}"] = ev.log_z_error
-            _log_heatmap(model, stage, ev)
-    return out
+            exact.append(ev)
+    return out, exact
 
 
-def _log_heatmap(model: "GFlowNet", stage: str, ev: ExactEvaluation) -> None:
+def log_heatmap(logger: Any, task: Any, stage: str, ev: ExactEvaluation, step: int) -> None:
     """Learned vs target p(x|β) as a TensorBoard image, for 2-D grids."""
-    env = model.task.env
-    logger = model.logger
-    if getattr(env, "ndim", None) != 2 or logger is None or not hasattr(logger.experiment, "add_figure"):
+    if getattr(task.env, "ndim", None) != 2 or logger is None or not hasattr(logger.experiment, "add_figure"):
         return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = grid_heatmaps(model.task, {"learned": ev.learned, "target": ev.target}, title=f"β = {ev.beta:g}, L1 = {ev.l1:.3f}")
-    logger.experiment.add_figure(f"{stage}/p_x@{ev.beta:g}", fig, global_step=model.global_step)
+    fig = grid_heatmaps(task, {"learned": ev.learned, "target": ev.target}, title=f"β = {ev.beta:g}, L1 = {ev.l1:.3f}")
+    logger.experiment.add_figure(f"{stage}/p_x@{ev.beta:g}", fig, global_step=step)
     plt.close(fig)
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from lgfn.chem.blocks import BlockSet, block_set
-from lgfn.taskdata import data_path
+from lgfn.taskdata.files import data_path
 from lgfn.registry import register_oracle
 
 TABLE_FILE = "qm9str/qm9str_s5.npz"

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import RNA
 
-from lgfn.taskdata import DataError, data_path
+from lgfn.taskdata.files import DataError, data_path
 from lgfn.registry import register, register_oracle
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from lgfn.chem.blocks import BlockSet, block_set
-from lgfn.taskdata import data_path
+from lgfn.taskdata.files import data_path
 from lgfn.registry import register_oracle
 
 TREES_FILE = "sehstr/sehstr_gbr_trees.npz"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lgfn.taskdata import data_path
+from lgfn.taskdata.files import data_path
 from lgfn.registry import register_oracle
 
 TABLE_FILE = "tfbind8/tfbind8_all.npz"

@@ -7,43 +7,25 @@ pulls batches itself in ``training_step(dataloader_iter)``; nothing is prefetche
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
-from lgfn import components, registry
-from lgfn.training.replay import Replay
-from lgfn.sampling.trajectories import Trajectories
+from lgfn.beta.distributions import BetaSampler, Constant
 from lgfn.errors import ConfigError
 from lgfn.oracles.base import OracleError
 from lgfn.registry import ComponentSpec
-from lgfn.beta.distributions import BetaSampler, Constant
-
-if TYPE_CHECKING:
-    from lgfn.gflownet import GFlowNet
+from lgfn.sampling.sampler import Sampler
+from lgfn.sampling.trajectories import Trajectories
+from lgfn.settings import build_component, check_counts
+from lgfn.training.replay import Replay
 
 
 UNSCORED_ROUNDS = 10
 """Rounds from the start in which the oracle scored nothing before training stops (see ``_check_scored``)."""
-
-
-def _check_counts(**counts: Any) -> None:
-    """Each named setting is an integer >= 1, or a one-line error naming it."""
-    for key, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"data.{key} = {value!r}: must be an integer >= 1")
-
-
-def _build(kind: str, spec: ComponentSpec, key: str) -> Any:
-    """A component built from its spec; an error names the setting it came from."""
-    components.load()
-    try:
-        return registry.build(kind, spec)
-    except (ConfigError, registry.RegistryError) as err:
-        raise ConfigError(f"{key}: {err}") from None
 
 
 class _Stream(IterableDataset):
@@ -74,10 +56,10 @@ class SamplingDataModule(LightningDataModule):
     def __init__(self, train_beta: ComponentSpec = "uniform", batch_size: int = 32, steps_per_batch: int = 1,
                  seed: int = 0) -> None:
         super().__init__()
-        _check_counts(batch_size=batch_size, steps_per_batch=steps_per_batch)
+        check_counts("data", batch_size=batch_size, steps_per_batch=steps_per_batch)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"data.seed = {seed!r}: must be an integer")
-        self.train_beta: BetaSampler = _build("beta_sampler", train_beta, "data.train_beta")
+        self.train_beta: BetaSampler = build_component("beta_sampler", train_beta, "data.train_beta")
         self.batch_size = batch_size
         self.steps_per_batch = steps_per_batch
         self.seed = seed
@@ -86,10 +68,6 @@ class SamplingDataModule(LightningDataModule):
         self._seeded = False
 
     # -- wiring -------------------------------------------------------------------------
-    @property
-    def model(self) -> "GFlowNet":
-        return self.trainer.lightning_module  # type: ignore[return-value]
-
     def samplers(self) -> list[BetaSampler]:
         return [self.train_beta]
 
@@ -98,15 +76,15 @@ class SamplingDataModule(LightningDataModule):
             rank = self.trainer.global_rank if self.trainer is not None else 0
             self.generator.manual_seed(self.seed + rank)
             self._seeded = True
+        # the model's sampler: all this module draws with (it never reaches into the networks)
+        self.sampler: Sampler = self.trainer.lightning_module.sampler
         if stage == "fit":
-            fixed = self.model.fixed_beta
+            fixed = self.sampler.fixed_beta
             if fixed is not None:  # an unconditional model is trained at its own β only
                 self.train_beta = Constant(fixed)
                 self._fix_beta(fixed)
             samplers = self.samplers()
-            low, high = min(s.low for s in samplers), max(s.high for s in samplers)
-            self.model.policy.conditioner.set_range(low, high)
-            self.model.trained_beta = (low, high)
+            self.sampler.set_training_range(min(s.low for s in samplers), max(s.high for s in samplers))
 
     def _fix_beta(self, beta: float) -> None:
         """Subclasses with further samplers replace them too."""
@@ -115,11 +93,11 @@ class SamplingDataModule(LightningDataModule):
         return DataLoader(_Stream(self), batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
-        """One batch per evaluation β (its index): the model evaluates itself, and progress shows per β."""
-        return DataLoader(list(range(len(self.model.hparams.eval_betas))), batch_size=None)
+        """Evaluation is the model's (one batch per β): Lightning asks the data module, which passes it on."""
+        return self.trainer.lightning_module.val_dataloader()
 
     def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+        return self.trainer.lightning_module.test_dataloader()
 
     # -- data -----------------------------------------------------------------------------
     def batches(self) -> Iterator[Trajectories]:
@@ -132,8 +110,8 @@ class SamplingDataModule(LightningDataModule):
     def _replay_objects(self, x: torch.Tensor, log_reward: torch.Tensor, raw: torch.Tensor,
                         progress: float) -> Trajectories:
         """Fresh β from P_train for each object, and a trajectory to it drawn with P_B(·|β)."""
-        beta = self.train_beta.sample(len(x), self.generator, progress).to(self.model.device)
-        traj = self.model.sample_backward(x.to(self.model.device), beta, self.generator)
+        beta = self.train_beta.sample(len(x), self.generator, progress)
+        traj = self.sampler.backward(x, beta, self.generator)
         traj.log_reward, traj.raw_reward = log_reward.to(traj.beta.device), raw.to(traj.beta.device)
         return traj
 
@@ -186,14 +164,14 @@ class OnlineData(SamplingDataModule):
                  rounds: int = 2000, samples_per_round: int = 32, batch_size: int = 32, steps_per_batch: int = 1,
                  epsilon: float = 0.01, replay: ComponentSpec = "prioritized", seed: int = 0) -> None:
         super().__init__(train_beta, batch_size, steps_per_batch, seed)
-        _check_counts(rounds=rounds, samples_per_round=samples_per_round)
+        check_counts("data", rounds=rounds, samples_per_round=samples_per_round)
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0.0 <= epsilon <= 1.0:
             raise ConfigError(f"data.epsilon = {epsilon!r}: must be a number in [0, 1]")
-        self.explore_beta: BetaSampler = _build("beta_sampler", explore_beta, "data.explore_beta")
+        self.explore_beta: BetaSampler = build_component("beta_sampler", explore_beta, "data.explore_beta")
         self.rounds = rounds
         self.samples_per_round = samples_per_round
         self.epsilon = epsilon
-        self.replay: Replay = _build("replay", replay, "data.replay")
+        self.replay: Replay = build_component("replay", replay, "data.replay")
         self._scored_any = False
         self._unscored_rounds = 0
         self._ready = False
@@ -216,19 +194,17 @@ class OnlineData(SamplingDataModule):
         while self.round < self.rounds:
             progress = self.round / self.rounds
             beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
-            online = self.model.sample(beta.to(self.model.device), self.epsilon, self.generator)
-            online = self.model.keep_scored(online)  # objects the oracle cannot score are left out
+            online = self.sampler.explore(beta, self.epsilon, self.generator)  # scored objects only
             self._check_scored(len(online))
             if len(online):  # an empty batch (nothing scored) skips its step
-                self.model.observe(online)
                 self.replay.add(online)  # (3) before (2) changes nothing: a step does not touch the data
             replay_step = self._replay_ready()
             self.round += not replay_step
             yield from self._repeat(online)
             if replay_step:  # (4) after (2), so that P_B(·|β) samples with the updated weights
                 if self.replay.holds_trajectories:
-                    replayed = self.replay.draw(self.batch_size, self.generator).to(self.model.device)
-                    replayed.beta = self.train_beta.sample(len(replayed), self.generator, progress).to(self.model.device)
+                    replayed = self.replay.draw(self.batch_size, self.generator).to(self.sampler.device)
+                    replayed.beta = self.train_beta.sample(len(replayed), self.generator, progress).to(self.sampler.device)
                 else:
                     replayed = self._replay_objects(*self.replay.draw(self.batch_size, self.generator), progress)
                 self.round += 1
@@ -240,7 +216,7 @@ class OnlineData(SamplingDataModule):
         self._scored_any = self._scored_any or n_scored > 0
         self._unscored_rounds = 0 if self._scored_any else self._unscored_rounds + 1
         if self._unscored_rounds >= UNSCORED_ROUNDS:
-            raise OracleError(f"oracle of task {self.model.task.name} scored none of the "
+            raise OracleError(f"oracle of task {self.sampler.task.name} scored none of the "
                               f"{UNSCORED_ROUNDS * self.samples_per_round} objects of the first {UNSCORED_ROUNDS} "
                               "rounds (the warnings above give the reasons); fix the oracle or its settings")
 
@@ -272,14 +248,14 @@ class OfflineData(SamplingDataModule):
     def __init__(self, train_beta: ComponentSpec = "uniform", rounds: int = 2000, batch_size: int = 32,
                  steps_per_batch: int = 1, objects: str = "task", seed: int = 0) -> None:
         super().__init__(train_beta, batch_size, steps_per_batch, seed)
-        _check_counts(rounds=rounds)
+        check_counts("data", rounds=rounds)
         self.rounds = rounds
         self.objects = objects
         self._data: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def _load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self._data is None:
-            task = self.model.task
+            task = self.sampler.task
             if self.objects == "task":
                 x = task.offline_objects()
             else:

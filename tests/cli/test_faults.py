@@ -88,16 +88,36 @@ def test_empty_first_batches_skip_their_steps(plugin, tmp_path, capsys) -> None:
 
 def test_divergence_stops_with_a_checkpoint(tmp_path, capsys) -> None:
     code = main(["fit", "--config", GRID, *SMALL, "--trainer.default_root_dir", str(tmp_path),
-                 "--trainer.logger", "false", "--model.lr_policy", "1.0", "--model.lr_z", "1.0",
-                 "--model.lr_scale", "1.0", "--model.grad_clip", "null", "--model.nonfinite_patience", "3",
+                 "--trainer.logger", "false", "--model.lr_policy", "1e4", "--model.lr_z", "1e4",
+                 "--model.lr_scale", "1e4", "--model.grad_clip", "null", "--model.nonfinite_patience", "3",
                  "--data.init_args.train_beta", "{name: uniform, low: 1, high: 1000}",
                  "--data.init_args.explore_beta", "{name: uniform, low: 1, high: 1000}"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
-    assert "diverged" in last_line(err) and "nonfinite_patience = 3" in last_line(err)
-    assert "skipped: non-finite" in err
+    assert "training diverged" in last_line(err) and "learning rates" in last_line(err)
     saved = list(tmp_path.rglob("interrupted-step=*.ckpt"))
     assert len(saved) == 1 and str(saved[0]) in err
+
+
+def test_nonfinite_steps_are_skipped_and_stop_the_run(tmp_path, capsys, monkeypatch) -> None:
+    """Steps whose gradient is not finite leave the weights untouched, and too many stop the run."""
+    from lgfn.gflownet import GFlowNet
+
+    flow_terms = GFlowNet.flow_terms
+
+    def poisoned(self, traj):  # every other step's loss is infinite, as with a β range far too wide
+        terms = flow_terms(self, traj)
+        if self.global_step % 2:
+            terms.log_reward_beta[0] = float("inf")
+        return terms
+
+    monkeypatch.setattr(GFlowNet, "flow_terms", poisoned)
+    code = main(["fit", "--config", GRID, *SMALL, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger",
+                 "false", "--model.nonfinite_patience", "4", "--data.init_args.rounds", "50"])
+    err = capsys.readouterr().err
+    assert code == 2 and "nonfinite_patience = 4" in last_line(err) and "4 steps had a non-finite" in last_line(err)
+    assert err.count("skipped: non-finite") == 4
+    saved = list(tmp_path.rglob("interrupted-step=*.ckpt"))
     state = torch.load(saved[0], weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values())  # skipped steps left the weights finite
 

@@ -104,7 +104,7 @@ def test_each_loss_is_zero_at_the_exact_optimum(loss):
                      backward_policy="uniform")
     model.policy = ExactPolicy(model, beta)
     g = torch.Generator().manual_seed(0)
-    traj = model.sample(torch.full((256,), beta), 0.0, g)
+    traj = model.sampler.forward(torch.full((256,), beta), 0.0, g)
     value = float(model.loss_fn(model.flow_terms(traj)))
     assert value < 1e-8
     # and a perturbed reward makes it clearly positive

@@ -16,7 +16,7 @@ def _model(task, conditioner="logit_layer"):
 
 def _mc_frequencies(model, beta, n):
     g = torch.Generator().manual_seed(1)
-    traj = model.sample(torch.full((n,), beta), 0.0, g)
+    traj = model.sampler.forward(torch.full((n,), beta), 0.0, g)
     idx, objects = model.task.terminal_objects()
     pos = torch.searchsorted(idx, model.task.env.state_index(traj.x))
     return torch.bincount(pos, minlength=len(objects)).double() / n

@@ -54,17 +54,20 @@ def test_molecular_task_reports_molecules_not_strings():
 
     from lgfn.metrics.evaluation import evaluate
     from lgfn.gflownet import GFlowNet
+    from lgfn.training.discovery import DiscoveryTracker
 
     model = GFlowNet(task="qm9", hidden_dim=16, eval_betas=[1.0], eval_samples=64)
+    tracker = DiscoveryTracker()
+    tracker.track(model)
     x = model.task.from_strings(["00001", "10000", "11111"])
-    traj = model.score(model.sample_backward(x, torch.ones(3)))
-    model.observe(traj)
-    assert int(model.distinct_found.compute()) == 3
-    assert int(model.molecules_found.compute()) == 2
-    assert float(model.tanimoto_found.compute()) == pytest.approx(
-        tanimoto_diversity(model.task.smiles(x[1:])), abs=1e-9)  # the same molecule's strings count once
+    tracker.observe(model.sampler.score(model.sampler.backward(x, torch.ones(3))), 0)
+    found = tracker.values()
+    assert int(found["discovery/distinct_objects"]) == 3
+    assert int(found["discovery/distinct_molecules"]) == 2
+    assert float(found["discovery/top100_tanimoto_diversity"]) == pytest.approx(
+        tanimoto_diversity(model.task.smiles(x[1:])), abs=1e-6)  # the same molecule's strings count once
 
-    out = evaluate(model, "test")
+    out, _ = evaluate(model.sampler, [1.0], 64, "test")
     smiles_seen = out["test/distinct_molecules@1"]
     assert 1 <= smiles_seen <= 64
     assert 0.0 < out["test/top100_tanimoto_diversity@1"] <= 1.0

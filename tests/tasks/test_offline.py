@@ -44,7 +44,7 @@ def test_rna_offline_training_raises_high_beta_reward(tmp_path):
     torch.manual_seed(0)
     untrained = GFlowNet(**dict(trained.hparams))
     g = torch.Generator
-    before = float(untrained.sample_objects(256, 50.0, g().manual_seed(1)).raw_reward.mean())
-    after = float(trained.sample_objects(256, 50.0, g().manual_seed(1)).raw_reward.mean())
+    before = float(untrained.sampler.objects(256, 50.0, g().manual_seed(1)).raw_reward.mean())
+    after = float(trained.sampler.objects(256, 50.0, g().manual_seed(1)).raw_reward.mean())
     print("RNA offline mean fitness at β=50: untrained", before, "trained", after)
     assert after > before + 0.05

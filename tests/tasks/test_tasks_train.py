@@ -13,7 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def mean_log_reward(model: GFlowNet, beta: float = 2.0, n: int = 256) -> float:
-    traj = model.sample_objects(n, beta, torch.Generator().manual_seed(123))
+    traj = model.sampler.objects(n, beta, torch.Generator().manual_seed(123))
     return float(traj.log_reward.mean())
 
 

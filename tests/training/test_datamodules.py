@@ -42,7 +42,7 @@ def _load(state: dict, world: int) -> None:
 def test_a_batch_the_oracle_scored_none_of_skips_the_step(world):
     model = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 3}, hidden_dim=8)
     model._trainer = SimpleNamespace(world_size=world)
-    traj = model.sample(torch.ones(4))
+    traj = model.sampler.forward(torch.ones(4))
     empty = traj.index(torch.zeros(4, dtype=torch.bool))
     out = model.training_step(iter([(empty, 0, 0)]))
     if world == 1:
