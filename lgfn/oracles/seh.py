@@ -23,7 +23,8 @@ from lgfn.taskdata.files import data_path
 from lgfn.registry import register_oracle
 
 TREES_FILE = "sehstr/sehstr_gbr_trees.npz"
-MODES_FILE = "sehstr/modes_sehstr_gbr.json"
+MODES_FILE = "sehstr/modes_sehstr_gbr_v2.json"
+"""The greedy modes with ties in string order, rebuilt from the trees (v1, ``modes_sehstr_gbr.json``, is not)."""
 CHUNK = 2048
 """Strings scored at a time: keeps the [trees, chunk] intermediates in cache (measured fastest)."""
 
@@ -151,6 +152,6 @@ class SEHOracle:
         return torch.tensor([self.blocks.indices(s) for s in strings], dtype=torch.long).reshape(-1, self.length)
 
     def modes(self) -> list[str]:
-        """The proxy's 159 modes (greedy, Hamming distance >= 2), best first; values 6.852-7.0333."""
+        """The proxy's 159 modes (greedy, Hamming distance >= 2, ties in string order), best first; 6.852-7.0333."""
         with open(data_path(MODES_FILE)) as f:
             return list(json.load(f))

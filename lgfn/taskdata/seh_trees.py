@@ -9,7 +9,8 @@ unpickler's allow-list. The trees are then read off the recorded state: each
 ``TreePredictor`` holds a structured ``nodes`` array, one field per column.
 
 ``all_values`` evaluates the proxy on all 18^6 strings in about 10 s (numpy,
-one core) for the statistics file; see its docstring.
+one core); one such pass gives both files derived from it, the statistics and
+the greedy modes (``modes_sehstr_gbr_v2.json``, see ``greedy_modes``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from typing import Any
 import numpy as np
 
 from lgfn.taskdata.converters import npz_bytes
-from lgfn.taskdata.files import RestrictedUnpickler, converter, safe_load_pickle
+from lgfn.taskdata.files import RestrictedUnpickler, content_sha256, converter, safe_load_pickle
 
 N_POSITIONS, N_BLOCKS = 6, 18
 N_MODES = 159
-"""Modes the stats count down to: as many as upstream's ``modes_sehstr.pkl``."""
+"""Modes listed in ``modes_sehstr_gbr_v2.json`` and counted down to by the stats: as many as upstream's
+``modes_sehstr.pkl``."""
+STATS_FILE, MODES_FILE = "sehstr/sehstr_gbr_stats.json", "sehstr/modes_sehstr_gbr_v2.json"
 JSON_NODE_FIELDS = ("value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf")
 """The node columns the JSON copy keeps: what the decision rule reads."""
 
@@ -165,12 +168,13 @@ def all_values(arrays: dict[str, np.ndarray]) -> np.ndarray:
 
 def greedy_modes(values: np.ndarray, n: int, min_distance: int = 2) -> np.ndarray:
     """Indices of ``n`` modes: best value first, accept a string at Hamming distance >= ``min_distance``
-    from every accepted one. Equal values are taken in string order.
+    from every accepted one. Equal values are taken in ascending string order (the index order: the
+    symbols ``0``-``9``, ``a``-``h`` ascend), so the list is fully specified; the proxy's values are exact
+    (a fixed float64 sum), and many strings tie (they reach the same leaves).
 
-    The shipped ``modes_sehstr_gbr.json`` used this rule but broke its many ties
-    (strings that reach the same leaves) in an order that was not recorded; it
-    shares 141 of its 159 strings with this list, and its lowest value, which the
-    stats keep.
+    This is the rule of ``modes_sehstr_gbr_v2.json``. The earlier ``modes_sehstr_gbr.json`` (v1) broke
+    ties in an order that was not recorded; it shares 141 of its 159 strings with v2, and the same
+    highest and lowest value.
     """
     k = 1 << 12
     while True:
@@ -189,21 +193,23 @@ def greedy_modes(values: np.ndarray, n: int, min_distance: int = 2) -> np.ndarra
         k = min(4 * k, values.size)
 
 
-@converter("sehstr/sehstr_gbr_stats.json")
-def _stats_json(inputs: list[Path]) -> bytes:
-    """Range, mean and tail quantiles of the proxy over all strings, and the value of the last mode."""
+def _strings(indices: np.ndarray) -> list[str]:
+    """Block strings of indices into the lexicographic order of all strings."""
     from lgfn.chem.blocks import SYMBOLS
 
-    with np.load(inputs[0], allow_pickle=False) as data:
-        values = all_values({name: data[name] for name in data.files})
+    digits = (np.asarray(indices)[:, None] // N_BLOCKS ** np.arange(N_POSITIONS - 1, -1, -1)) % N_BLOCKS
+    return ["".join(SYMBOLS[d] for d in row) for row in digits]
+
+
+def _stats(values: np.ndarray, modes: np.ndarray) -> bytes:
+    """Range, mean and tail quantiles of the proxy over all strings, and the value of the last mode."""
     argmax = int(values.argmax())
-    digits = (argmax // N_BLOCKS ** np.arange(N_POSITIONS - 1, -1, -1)) % N_BLOCKS
     quantiles = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p99.9": 0.999, "p99.99": 0.9999}
-    lowest_mode = float(values[greedy_modes(values, N_MODES)[-1]])
+    lowest_mode = float(values[modes[-1]])
     stats = {
         "n": int(values.size),
         "max": float(values[argmax]),
-        "argmax": "".join(SYMBOLS[d] for d in digits),
+        "argmax": _strings(np.array([argmax]))[0],
         "min": float(values.min()),
         "mean": float(values.mean()),
         "quantiles": dict(zip(quantiles, np.quantile(values, list(quantiles.values())).tolist())),
@@ -211,3 +217,33 @@ def _stats_json(inputs: list[Path]) -> bytes:
         "n_at_least_lowest_mode": int((values >= lowest_mode).sum()),
     }
     return json.dumps(stats, indent=1).encode()
+
+
+_FROM_ALL_VALUES: dict[str, dict[str, bytes]] = {}
+"""Content sha256 of the trees file -> relpath -> bytes, for the last trees file seen: ``fetch seh`` builds
+the stats and the modes in one process from one pass over all strings. Only the small outputs are kept,
+not the 272 MB of values."""
+
+
+def _from_all_values(relpath: str, trees: Path) -> bytes:
+    """``relpath`` (the stats or the v2 modes) from the proxy over all strings, computed once for both."""
+    key = content_sha256(trees, ".npz")
+    if key not in _FROM_ALL_VALUES:
+        with np.load(trees, allow_pickle=False) as data:
+            values = all_values({name: data[name] for name in data.files})
+        modes = greedy_modes(values, N_MODES)
+        _FROM_ALL_VALUES.clear()
+        _FROM_ALL_VALUES[key] = {STATS_FILE: _stats(values, modes), MODES_FILE: json.dumps(_strings(modes)).encode()}
+    return _FROM_ALL_VALUES[key][relpath]
+
+
+@converter(STATS_FILE)
+def _stats_json(inputs: list[Path]) -> bytes:
+    """The proxy's statistics over all strings (``_stats``)."""
+    return _from_all_values(STATS_FILE, inputs[0])
+
+
+@converter(MODES_FILE)
+def _modes_json(inputs: list[Path]) -> bytes:
+    """The greedy modes as a JSON list of strings, best first (the v1 file's layout)."""
+    return _from_all_values(MODES_FILE, inputs[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sys
@@ -14,10 +15,11 @@ import torch
 
 from lgfn.taskdata import converters, files, seh_trees
 from lgfn.taskdata.files import CONVERTERS, UnsafePickleError, content_sha256, data_root, file_sha256
-from lgfn.taskdata.manifest import MANIFEST
+from lgfn.taskdata.manifest import MANIFEST, mirror_only
 
 SHARED = data_root()
 FLEXS_RNA = "rna/flexs_rna.py.txt"
+SEH_TREES, SEH_MODES_V1 = "sehstr/sehstr_gbr_trees.npz", "sehstr/modes_sehstr_gbr.json"
 # each converter's upstream inputs are in the shared data, except the FLEXS source of the RNA task
 FROM_SHARED = sorted(relpath for relpath in CONVERTERS if FLEXS_RNA not in MANIFEST[relpath].derived_from)
 
@@ -33,38 +35,52 @@ def verifies(relpath: str, data: bytes, tmp_path: Path) -> str:
 
 
 def test_every_file_has_a_source() -> None:
-    """An upstream URL or a converter for each file, except the sEH modes (see ``seh_trees.greedy_modes``)."""
+    """An upstream URL or a converter for each file, except the v1 sEH modes (see ``seh_trees.greedy_modes``),
+    which no task reads."""
     sourceless = {relpath for relpath, entry in MANIFEST.items() if not entry.url and relpath not in CONVERTERS}
-    assert sourceless == {"sehstr/modes_sehstr_gbr.json"}
+    assert sourceless == {SEH_MODES_V1} == {relpath for relpath in MANIFEST if mirror_only(relpath)}
     assert all(entry.derived_from for relpath, entry in MANIFEST.items() if relpath in CONVERTERS)
 
 
+@pytest.fixture(scope="module")
+def seh_values() -> np.ndarray:
+    """The sEH proxy over all 18^6 strings, computed once for the tests of this module (about 10 s)."""
+    with np.load(SHARED / SEH_TREES, allow_pickle=False) as data:
+        return seh_trees.all_values({name: data[name] for name in data.files})
+
+
 @pytest.mark.parametrize("relpath", FROM_SHARED)
-def test_converter_rebuilds_manifest_file(relpath: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_converter_rebuilds_manifest_file(
+    relpath: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     """Byte-identical, except the trees .npz: the zip headers Python's zipfile writes vary by Python version."""
     inputs = [SHARED / name for name in MANIFEST[relpath].derived_from]
-    computed: list[np.ndarray] = []
-    real_all_values = seh_trees.all_values
-
-    def kept_all_values(arrays: dict[str, np.ndarray]) -> np.ndarray:
-        computed.append(real_all_values(arrays))
-        return computed[-1]
-
-    monkeypatch.setattr(seh_trees, "all_values", kept_all_values)  # the stats' 34M values, checked below
-    assert verifies(relpath, CONVERTERS[relpath](inputs), tmp_path) == (
-        "content" if relpath == "sehstr/sehstr_gbr_trees.npz" else "bytes"
-    )
-    if computed:
-        check_all_values_against_oracle(computed[0])
+    if MANIFEST[relpath].derived_from == (SEH_TREES,):  # the stats and the v2 modes: the shared values, no cache
+        values = request.getfixturevalue("seh_values")
+        monkeypatch.setattr(seh_trees, "all_values", lambda arrays: values)
+        monkeypatch.setattr(seh_trees, "_FROM_ALL_VALUES", {})
+    assert verifies(relpath, CONVERTERS[relpath](inputs), tmp_path) == ("content" if relpath == SEH_TREES else "bytes")
 
 
-def check_all_values_against_oracle(values: np.ndarray) -> None:
+def test_all_values_match_oracle(seh_values: np.ndarray) -> None:
     from lgfn.oracles.seh import SEHOracle
 
     rng = np.random.default_rng(0)
-    index = np.concatenate([rng.integers(0, 18**6, 3000), [0, 18**6 - 1, int(values.argmax())]])
+    index = np.concatenate([rng.integers(0, 18**6, 3000), [0, 18**6 - 1, int(seh_values.argmax())]])
     tokens = torch.from_numpy((index[:, None] // 18 ** np.arange(5, -1, -1)) % 18)
-    assert np.array_equal(SEHOracle()(tokens).numpy(), values[index])  # bit for bit
+    assert np.array_equal(SEHOracle()(tokens).numpy(), seh_values[index])  # bit for bit
+
+
+def test_seh_modes_v2_ties_in_string_order(seh_values: np.ndarray) -> None:
+    modes = seh_trees.greedy_modes(seh_values, seh_trees.N_MODES)
+    values, strings = seh_values[modes], seh_trees._strings(modes)
+    assert [int(s, 18) for s in strings] == modes.tolist()  # the symbols are base-18 digits
+    assert len(set(values.tolist())) < len(values)  # there are ties to break ...
+    assert list(zip(-values, strings)) == sorted(zip(-values, strings))  # ... value descending, then string ascending
+    v1 = json.loads((SHARED / SEH_MODES_V1).read_text())
+    v1_values = seh_values[[int(s, 18) for s in v1]]
+    assert len(set(strings) & set(v1)) == 141  # v1 broke ties in an unrecorded order
+    assert (v1_values.max(), v1_values.min()) == (values[0], values[-1]) == (7.033253064721926, 6.852168579560934)
 
 
 def test_trees_read_without_sklearn(tmp_path: Path) -> None:
@@ -96,6 +112,8 @@ def test_greedy_modes_rule() -> None:
     values = -np.random.default_rng(0).random(18**6)
     values[[5, 6, 18 * 5, 18**5]] = [3.0, 2.0, 2.0, 1.0]  # 6 is one substitution from 5; 90 and 18^5 are two
     assert seh_trees.greedy_modes(values, 3).tolist() == [5, 18 * 5, 18**5]
+    values[[3 * 18**5 + 1, 2 * 18**5]] = 4.0  # a tie, two substitutions apart: the earlier string first
+    assert seh_trees.greedy_modes(values, 2).tolist() == [2 * 18**5, 3 * 18**5 + 1]
 
 
 def test_rna_task_from_flexs_like_source(flexs_rna_py: tuple[Path, Path], tmp_path: Path) -> None:
