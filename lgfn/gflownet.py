@@ -39,7 +39,7 @@ class GFlowNet(LightningModule):
         backward_policy: ``learned`` (conditioned like P_F) or ``uniform``.
         lr_policy, lr_z, lr_scale, lr_flow: learning rates of α_θ (and P_B), Z_θ, f_θ and F.
         grad_clip: max gradient norm (None: no clipping); the norm is logged either way.
-        logit_clip: clamp α_θ to [−c, c] (None: no clamp).
+        logit_clip: clamp α_θ to [−c, c] before scaling (None: no clamp; the official code clamps at 20).
         eval_betas: β values evaluated at validation/test, including ones outside training.
         eval_samples: objects sampled per β at evaluation.
         nonfinite_patience: each step whose loss or gradient is not finite is skipped; training stops (with a
@@ -59,8 +59,8 @@ class GFlowNet(LightningModule):
         lr_scale: float = 1e-4,
         lr_flow: float = 1e-4,
         grad_clip: float | None = 10.0,
-        logit_clip: float | None = None,
-        eval_betas: list[float] = [1.0, 2.0, 3.0],  # noqa: B006 (jsonargparse needs a literal default)
+        logit_clip: float | None = 20.0,
+        eval_betas: list[float] = [1.0, 2.0, 3.0, 10.0],  # noqa: B006 (jsonargparse needs a literal default)
         eval_samples: int = 1000,
         nonfinite_patience: int = 20,
     ) -> None:

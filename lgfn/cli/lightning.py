@@ -28,7 +28,8 @@ for _pattern in (".*dataloader_iter.*", ".*does not have many workers.*", ".*Lea
 TRAINER_DEFAULTS = {
     "max_epochs": 1,  # one epoch is the whole of Algorithm 1 (the data module's rounds)
     "num_sanity_val_steps": 0,
-    "log_every_n_steps": 25,
+    "log_every_n_steps": 50,
+    "val_check_interval": 1000,  # evaluate every 1000 steps (and always after the last one)
     "enable_model_summary": False,  # lgfn reports at the end instead
 }
 PARSER_KWARGS: dict[str, Any] = {"parser_mode": "yaml", "exit_on_error": False, "allow_abbrev": False}

@@ -1,4 +1,10 @@
-"""Detailed balance (Bengio et al. 2023) with a β-conditional state flow F(s, β)."""
+"""Detailed balance (Bengio et al. 2023, https://arxiv.org/abs/2111.09266) with a β-conditional state flow:
+
+    L_DB(s → s'; β) = ( log F(s, β) + log P_F(s' | s; β) − log F(s', β) − log P_B(s | s'; β) )²
+
+for every transition (the stop action included), where F(s_0, β) = Z_θ(β) and the node after the stop action
+has flow R(x)^β; averaged over transitions.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""SubTB(λ) (Madan et al. 2023): every sub-trajectory balanced, weighted by λ^length."""
+"""SubTB(λ) (Madan et al. 2023, https://arxiv.org/abs/2209.12782): every sub-trajectory balanced,
+
+    L_SubTB(τ; β) = Σ_{i<j} λ^(j−i) ( log F(s_i, β) + Σ_{t=i}^{j−1} [log P_F(s_t+1 | s_t; β) − log P_B(s_t | s_t+1; β)]
+                                      − log F(s_j, β) )²  /  Σ_{i<j} λ^(j−i)
+
+with F(s_0, β) = Z_θ(β) and flow R(x)^β at the node after the stop action.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Trajectory balance (Malkin et al. 2022), Eq. 2 of Logit-GFN with log R_β = β·log R."""
+"""Trajectory balance (Malkin et al. 2022, https://arxiv.org/abs/2201.13259), Eq. 2 of Logit-GFN:
+
+    L_TB(τ; β) = ( log Z_θ(β) + Σ_t log P_F(s_t+1 | s_t; β) − β·log R(x) − Σ_t log P_B(s_t | s_t+1; β) )²
+
+with the reward at inverse temperature β, log R_β(x) = β·log R(x), averaged over the batch.
+"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 from torch import Tensor
 
-from lgfn.metrics.discovery import DistinctObjects, TopKDistinct
+from lgfn.metrics.discovery import TopKDistinct
 
 _MORGAN = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
 
@@ -23,11 +23,6 @@ def _mol(smiles: str) -> Chem.Mol:
     if mol is None:
         raise ValueError(f"RDKit cannot parse SMILES {smiles!r}")
     return mol
-
-
-def canonical_smiles(smiles: Sequence[str]) -> list[str]:
-    """RDKit canonical SMILES; raises ``ValueError`` on an unparsable one rather than dropping it."""
-    return [Chem.MolToSmiles(_mol(s)) for s in smiles]
 
 
 def tanimoto_diversity(smiles: Sequence[str]) -> float:
@@ -42,18 +37,6 @@ def tanimoto_diversity(smiles: Sequence[str]) -> float:
     similarity = sum(sum(DataStructs.BulkTanimotoSimilarity(fps[i], fps[i + 1 :])) for i in range(n - 1))
     pairs = n * (n - 1) / 2
     return (pairs - similarity) / pairs
-
-
-def distinct_molecules(smiles: Sequence[str]) -> int:
-    """Number of distinct molecules, i.e. of distinct canonical SMILES."""
-    return len(set(canonical_smiles(smiles)))
-
-
-class DistinctMolecules(DistinctObjects):
-    """Number of distinct molecules seen; ``update(smiles)``, ``compute()`` → int64 count."""
-
-    def update(self, smiles: Sequence[str]) -> None:
-        super().update(canonical_smiles(smiles))
 
 
 class TopKTanimotoDiversity(TopKDistinct):

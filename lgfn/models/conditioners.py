@@ -1,4 +1,9 @@
-"""How β enters the GFlowNet.
+"""How β enters the GFlowNet. Logit-GFN (Kim et al. 2024, https://arxiv.org/abs/2310.02823) scales the
+forward policy's logits with a learned temperature:
+
+    P_F(s' | s; β) = softmax_{s' ∈ Ch(s)}( α_θ(s, s') / f_θ(β) ),   f_θ(β) > 0,
+
+while layer conditioning (Zhang et al. 2023, https://arxiv.org/abs/2302.05446) feeds an embedding of β to α_θ.
 
 One class covers every conditioning type; the registry's YAML entries
 (``registry/conditioners/*.yaml``) name the presets:

@@ -36,7 +36,6 @@ class QM9Oracle:
             raise ValueError(f"{TABLE_FILE}: expected {self.vocab_size ** self.length} rewards, got {reward.shape}")
         self._reward = torch.from_numpy(reward.astype(np.float64))
         self._radix = self.vocab_size ** torch.arange(self.length - 1, -1, -1)
-        self._smiles: np.ndarray | None = None
 
     def index(self, x: Tensor) -> Tensor:
         """Row of each string in the table (its base-11 value), after checking shape and range."""
@@ -52,22 +51,7 @@ class QM9Oracle:
             self._reward = self._reward.to(x.device)
         return self._reward[self.index(x)]
 
-    def encode(self, strings: list[str]) -> Tensor:
-        """Token rows of block strings such as ``"aa131"``."""
-        return torch.tensor([self.blocks.indices(s) for s in strings], dtype=torch.long).reshape(-1, self.length)
-
     def modes(self) -> list[str]:
         """The 364 published mode strings (198 distinct molecules), as given upstream."""
         with open(data_path(MODES_FILE)) as f:
             return list(json.load(f))
-
-    def smiles_table(self) -> np.ndarray:
-        """Canonical SMILES of every string, in table order (read on first use)."""
-        if self._smiles is None:
-            with np.load(data_path(TABLE_FILE), allow_pickle=False) as data:
-                self._smiles = data["smiles"]
-        return self._smiles
-
-    def smiles(self, x: Tensor) -> list[str]:
-        """Canonical SMILES of token rows, by table lookup (molecules, not strings, define uniqueness)."""
-        return self.smiles_table()[self.index(x).cpu().numpy()].tolist()

@@ -147,10 +147,6 @@ class SEHOracle:
             raise ValueError(f"seh tokens must lie in [0, {self.vocab_size}); got {x.min().item()}..{x.max().item()}")
         return torch.from_numpy(self.trees.predict(x.detach().cpu().numpy())).to(x.device)
 
-    def encode(self, strings: list[str]) -> Tensor:
-        """Token rows of block strings such as ``"ag550c"``."""
-        return torch.tensor([self.blocks.indices(s) for s in strings], dtype=torch.long).reshape(-1, self.length)
-
     def modes(self) -> list[str]:
         """The proxy's 159 modes (greedy, Hamming distance >= 2, ties in string order), best first; 6.852-7.0333."""
         with open(data_path(MODES_FILE)) as f:

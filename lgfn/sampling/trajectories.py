@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -41,9 +41,6 @@ class Trajectories:
 
     def __len__(self) -> int:
         return len(self.lengths)
-
-    def with_beta(self, beta: Tensor) -> "Trajectories":
-        return replace(self, beta=beta)
 
     def to(self, device: torch.device) -> "Trajectories":
         return Trajectories(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})

@@ -25,7 +25,7 @@ def test_cells_layer_overrides_over_the_task_configs():
     assert cell.config["model"]["conditioner"] == "layer"  # method
     assert cell.config["data"]["init_args"]["train_beta"] == {"name": "uniform", "low": 1.0, "high": 1000.0}  # setting
     assert cell.config["trainer"]["log_every_n_steps"] == 1  # common
-    assert cell.config["model"]["hidden_dim"] == base["model"]["hidden_dim"]  # untouched task config
+    assert cell.config["model"]["task"] == base["model"]["task"]  # untouched task config
     assert cell.config["seed_everything"] == 2 and cell.config["data"]["init_args"]["seed"] == 2
 
     quick = load_experiment("stability", "quick")

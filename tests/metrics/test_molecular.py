@@ -6,7 +6,7 @@ import pytest
 from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
-from lgfn.metrics.molecular import DistinctMolecules, TopKTanimotoDiversity, distinct_molecules, tanimoto_diversity
+from lgfn.metrics.molecular import TopKTanimotoDiversity, tanimoto_diversity
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``compute`` method .* before the ``update``:UserWarning")
 
@@ -23,16 +23,6 @@ def test_tanimoto_diversity() -> None:
     assert tanimoto_diversity(["CCO"]) == 0.0
     with pytest.raises(ValueError):
         tanimoto_diversity(["CCO", "not a smiles"])
-
-
-def test_distinct_molecules_canonicalises() -> None:
-    assert distinct_molecules(["OCC", "CCO", "c1ccccc1", "C1=CC=CC=C1"]) == 2
-    metric = DistinctMolecules()
-    metric.update(["OCC", "CCO"])
-    metric.update(["CCN"])
-    assert metric.compute() == 2
-    metric.reset()
-    assert metric.compute() == 0
 
 
 def test_top_k_tanimoto_diversity_and_merge() -> None:

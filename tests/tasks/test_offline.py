@@ -33,7 +33,7 @@ def test_unlistable_task_without_pool_says_what_to_do():
 
 
 def test_rna_offline_training_raises_high_beta_reward(tmp_path):
-    args = ["fit", "--config", str(CONFIGS / "rna.yaml"), "--config", str(CONFIGS / "rna_offline.yaml"),
+    args = ["fit", "--config", str(CONFIGS / "rna.yaml"), "--config", str(CONFIGS / "offline.yaml"),
             "--model.task", "{name: rna, offline_pool: 512, workers: 1}",
             "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
             "--trainer.logger", "false", "--trainer.val_check_interval", "null", "--model.hidden_dim", "128",
