@@ -80,8 +80,12 @@ def register(kind: str, name: str, *, aliases: tuple[str, ...] = (), **defaults:
     _check_kind(kind)
 
     def deco(obj: T) -> T:
+        builtin = getattr(obj, "__module__", "").startswith("lgfn.")
         for n in (name, *aliases):
-            _ENTRIES[kind][n] = Entry(kind, n, obj, dict(defaults))  # type: ignore[arg-type]
+            current = _ENTRIES[kind].get(n)
+            if builtin and current is not None and current.source != "builtin":
+                continue  # a YAML entry or plugin that replaced a built-in name keeps it, whenever lgfn's module loads
+            _ENTRIES[kind][n] = Entry(kind, n, obj, dict(defaults), source="builtin" if builtin else "python")
         return obj
 
     return deco
@@ -127,6 +131,13 @@ def _import(path: str) -> Any:
     except (ImportError, AttributeError) as err:
         raise RegistryError(f"cannot import the registered class_path {path!r} ({err}); "
                             "fix the registry entry or install its module") from err
+
+
+def declare(kind: str, name: str, class_path: str, defaults: Mapping[str, Any]) -> None:
+    """Register a built-in component by path, imported on first use (so listing names imports nothing).
+    A component already registered under that name, by its module or by the user, is kept."""
+    _check_kind(kind)
+    _ENTRIES[kind].setdefault(name, Entry(kind, name, class_path, dict(defaults), source="builtin"))
 
 
 def load_yaml_entries(directory: Path) -> None:

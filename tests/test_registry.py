@@ -74,3 +74,26 @@ def test_registry_imports_nothing_of_lgfn():
     imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in imported if m == "lgfn" or m.startswith("lgfn.")]
+
+
+def test_the_builtin_index_lists_what_the_modules_register():
+    """lgfn._builtin declares built-in components without importing them; regenerate it with
+    lgfn.components.write_index() after adding one."""
+    from lgfn import _builtin, components
+
+    assert [tuple(e) for e in _builtin.ENTRIES] == components.builtin_entries()
+
+
+def test_a_user_entry_keeps_a_builtin_name_when_lgfn_loads_its_module_later(tmp_path):
+    (tmp_path / "x.yaml").write_text("kind: loss\nname: db\nclass_path: lgfn.losses.tb.TrajectoryBalance\n")
+    saved = dict(registry._ENTRIES["loss"])
+    try:
+        registry.load_yaml_entries(tmp_path)
+        import importlib
+
+        import lgfn.losses.db
+
+        importlib.reload(lgfn.losses.db)  # the built-in registration runs again
+        assert registry.get("loss", "db").class_path == "lgfn.losses.tb.TrajectoryBalance"
+    finally:
+        registry._ENTRIES["loss"] = saved

@@ -105,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return 0 if argv else EXIT_USER
         argv, plugin_specs = _load_plugins(argv)
+        if argv[0] in ("data", "registry"):  # no torch: these start in well under a second
+            return _own_command(argv)
         _set_threads()
         if argv[0] in OWN_COMMANDS:
             return _own_command(argv)
@@ -158,8 +160,9 @@ def _load_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
     from lgfn.plugins import load_plugins, split_plugin_args
 
     rest, specs = split_plugin_args(argv)
-    components.load()
-    load_plugins(specs)
+    if rest and rest[0] != "data":
+        components.load()
+        load_plugins(specs)
     return rest, specs
 
 
