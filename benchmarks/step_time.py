@@ -12,8 +12,9 @@ import time
 
 import torch
 
-from lgfn.gflownet import GFlowNet
 from lgfn.beta.distributions import Uniform
+from lgfn.errors import LgfnError
+from lgfn.gflownet import GFlowNet
 
 
 def bench(task: str, conditioner: str, hidden: int, steps: int, batch: int) -> dict[str, float]:
@@ -59,7 +60,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for task in args.tasks:
-        r = bench(task, args.conditioner, args.hidden, args.steps, args.batch)
+        try:
+            r = bench(task, args.conditioner, args.hidden, args.steps, args.batch)
+        except LgfnError as err:  # e.g. a task whose data files are not here (lgfn data fetch TASK)
+            print(f"{task:10s} skipped: {err}")
+            continue
         print(f"{task:10s} {args.conditioner} hidden={args.hidden} batch={args.batch} threads={args.threads}: "
               + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
 
