@@ -79,7 +79,7 @@ class LgfnStep:
         self.beta = torch.ones(batch)
 
     def __call__(self) -> Any:
-        traj = self.model.sample(self.beta, 0.0, self.generator)
+        traj = self.model.sampler.forward(self.beta, 0.0, self.generator)
         loss = self.model.loss_fn(self.model.flow_terms(traj))
         self.opt.zero_grad()
         loss.backward()
@@ -194,7 +194,7 @@ def compare_header(recompute: bool) -> str:
 def _grid_config(hidden: int, rounds: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     cfg = yaml.safe_load(GRID_CONFIG.read_text())
     model = {**cfg["model"], "hidden_dim": hidden}
-    data = {**cfg["data"]["init_args"], "rounds": rounds}
+    data = {**cfg.get("data", {}).get("init_args", {}), "rounds": rounds}
     return cfg, model, data
 
 
@@ -259,29 +259,23 @@ def plain_run(rounds: int, hidden: int, marks: list[int], profiler: Any = None) 
     each step in ``marks`` (steps counted from 1); ``steps``; the trained ``model``."""
     from lightning.pytorch import seed_everything
 
+    from lgfn.cli.lightning import TRAINER_DEFAULTS
     from lgfn.gflownet import GFlowNet
     from lgfn.training.datamodules import OnlineData
+    from lgfn.training.discovery import DiscoveryTracker
 
     cfg, model_args, data_args = _grid_config(hidden, rounds)
     seed_everything(cfg.get("seed_everything", 0), verbose=False)  # as lgfn fit: the same weights and stream
     model = GFlowNet(**model_args)
     data = OnlineData(**data_args)
-    log_every = cfg["trainer"].get("log_every_n_steps", 25)
+    log_every = cfg.get("trainer", {}).get("log_every_n_steps", TRAINER_DEFAULTS["log_every_n_steps"])
     # What the data module asks of a trainer: the model, and the (one-rank) strategy's vote on the replay.
     one_rank = SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision)
     data.trainer = SimpleNamespace(lightning_module=model, global_rank=0, world_size=1, strategy=one_rank)
     data.setup("fit")
     step = [0]
-    # Without a trainer, GFlowNet.observe computes the top-100 diversity every round; under fit only when it is
-    # logged (every log_every_n_steps steps). Keep fit's cadence.
-    diversity, last = model.diversity_found.compute, [torch.tensor(0.0)]
-
-    def diversity_when_logged() -> torch.Tensor:
-        if step[0] % log_every == 0:
-            last[0] = diversity()
-        return last[0]
-
-    model.diversity_found.compute = diversity_when_logged  # type: ignore[method-assign]
+    tracker = DiscoveryTracker()  # as under fit: metrics updated every round, computed on logging steps
+    tracker.track(model)
     opt = model.configure_optimizers()
     clip = model.hparams.grad_clip if model.hparams.grad_clip is not None else float("inf")
     times: dict[int, tuple[float, float]] = {}
@@ -299,10 +293,12 @@ def plain_run(rounds: int, hidden: int, marks: list[int], profiler: Any = None) 
             if bool(torch.isfinite(loss)):
                 opt.zero_grad()
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                norm = torch.nn.utils.clip_grad_norm_(model._trainable, clip)
                 if bool(torch.isfinite(norm)):
                     opt.step()
         step[0] += 1
+        if step[0] % log_every == 0:
+            tracker.values()
         if step[0] in marks:
             times[step[0]] = (time.perf_counter() - wall, time.process_time() - cpu)
     if profiler is not None:
@@ -355,9 +351,8 @@ PROFILE_KEYS = [  # (label, function name in cProfile, file fragment) : what an 
     ("data: next batch (OnlineData.batches)", "batches", "datamodules.py"),
     ("  sample_forward", "sample_forward", "trajectories.py"),
     ("  sample_backward (replay steps)", "sample_backward", "trajectories.py"),
-    ("  score (oracle)", "score", "gflownet.py"),
-    ("  keep_scored", "keep_scored", "gflownet.py"),
-    ("  observe (discovery metrics)", "observe", "gflownet.py"),
+    ("  score (oracle)", "score", "sampler.py"),
+    ("  observe (discovery metrics)", "observe", "discovery.py"),
     ("  replay.add", "add", "replay.py"),
     ("  replay.draw", "draw", "replay.py"),
     ("flow_terms", "flow_terms", "gflownet.py"),

@@ -23,7 +23,7 @@ from lgfn.sampling.sampler import Sampler
 from lgfn.sampling.trajectories import Trajectories, rows_of
 from lgfn.settings import check_model_settings
 from lgfn.tasks.base import Task
-from lgfn.training.discovery import DiscoveryTracker
+from lgfn.training.discovery import DiscoveryTracker, logging_step
 
 log = logging.getLogger("lgfn")
 
@@ -121,8 +121,9 @@ class GFlowNet(LightningModule):
         if not bool(torch.isfinite(loss)):
             self._nonfinite(f"loss {float(loss):g}")
             return self._skip_step()
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(traj))
-        self.log("train/log_reward", traj.log_reward.mean(), batch_size=len(traj))
+        if logging_step(self.trainer):  # a log call costs more than a small step's arithmetic: only when written
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(traj))
+            self.log("train/log_reward", traj.log_reward.mean(), batch_size=len(traj))
         return loss
 
     def _skip_step(self) -> Tensor | None:
@@ -135,7 +136,7 @@ class GFlowNet(LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         max_norm = self.hparams.grad_clip if self.hparams.grad_clip is not None else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
+        norm = torch.nn.utils.clip_grad_norm_(self._trainable, max_norm)
         skip, self._skip_update = getattr(self, "_skip_update", False), False
         if not bool(torch.isfinite(norm)):
             self._nonfinite(f"gradient norm {float(norm):g}")
@@ -144,9 +145,10 @@ class GFlowNet(LightningModule):
             self._finite_run += 1
             if self._finite_run >= self.hparams.nonfinite_patience:  # recovered: a streak of good steps
                 self._nonfinite_run = 0
-            self.log("train/grad_norm", norm, batch_size=1)
+            if logging_step(self.trainer):
+                self.log("train/grad_norm", norm, batch_size=1)
         if skip:  # Adam leaves parameters without a gradient untouched (no moment update either)
-            for p in self.parameters():
+            for p in self._trainable:
                 p.grad = None
 
     def _nonfinite(self, what: str) -> None:
@@ -167,9 +169,10 @@ class GFlowNet(LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         lrs = {"policy": self.hparams.lr_policy, "z": self.hparams.lr_z,
                "scale": self.hparams.lr_scale, "flow": self.hparams.lr_flow}
+        self._trainable = [p for p in self.parameters() if p.requires_grad]  # walked once, not every step
         groups = [{"params": ps, "lr": lrs[name], "name": name}
                   for name, ps in self.policy.parameter_groups().items() if ps]
-        return torch.optim.Adam(groups)
+        return torch.optim.Adam(groups, foreach=True)  # one kernel per group, not per tensor; the same numbers
 
     # -- evaluation -----------------------------------------------------------------------------
     def val_dataloader(self) -> DataLoader:

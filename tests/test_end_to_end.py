@@ -2,12 +2,15 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from lgfn.cli import main
 from lgfn.cli.sample import load_checkpoint
 from lgfn.metrics.exact import evaluate_exact
 from lgfn.gflownet import GFlowNet
+
+pytestmark = pytest.mark.slow  # end to end: `pytest -m "not slow"` leaves it out
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gridworld.yaml"
 

@@ -17,12 +17,10 @@ from lgfn.metrics.molecular import TopKTanimotoDiversity
 from lgfn.sampling.trajectories import Trajectories
 
 TOP_K = 100
-COSTLY = ("top100_diversity", "top100_tanimoto_diversity")  # pairwise distances of the top 100
 
 
 class DiscoveryTracker(Callback):
-    """Logs ``discovery/*`` (every round; pairwise diversities only on log steps, as they cost most) and
-    ``oracle/invalid``."""
+    """Logs ``discovery/*`` and ``oracle/invalid`` (updated every round, computed on logging steps)."""
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -63,15 +61,16 @@ class DiscoveryTracker(Callback):
                 m["distinct_molecules"].update(smiles)
                 m["top100_tanimoto_diversity"].update(smiles, raw, smiles)  # top-k distinct molecules
         trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            values = self.values(costly=trainer.global_step % trainer.log_every_n_steps == 0)
-            self.module.log_dict(values, batch_size=max(len(traj), 1))
+        if trainer is not None and logging_step(trainer):  # computed (and synced across ranks) only when written
+            self.module.log_dict(self.values(), batch_size=max(len(traj), 1))
 
-    def values(self, costly: bool = True) -> dict[str, Tensor]:
-        """What has been found so far, by logged name; ``costly=False`` leaves out the pairwise diversities."""
-        out = {}
-        for name, metric in self.metrics.items():
-            if metric.update_called and (costly or name not in COSTLY):
-                key = "oracle/invalid" if name == "invalid" else f"discovery/{name}"
-                out[key] = metric.compute().float()
-        return out
+    def values(self) -> dict[str, Tensor]:
+        """What has been found so far, by logged name."""
+        return {"oracle/invalid" if name == "invalid" else f"discovery/{name}": metric.compute().float()
+                for name, metric in self.metrics.items() if metric.update_called}
+
+
+def logging_step(trainer: Trainer) -> bool:
+    """Whether Lightning writes this step's logged values (every ``log_every_n_steps``): logging only then keeps
+    the step fast and loses nothing, as values logged at other steps are not written."""
+    return trainer._logger_connector.should_update_logs

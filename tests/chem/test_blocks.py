@@ -45,6 +45,7 @@ def test_qm9_hand_cases(string: str, smiles: str) -> None:
     assert canonical_smiles([string], blocks="qm9") == [canon(smiles)]
 
 
+@pytest.mark.slow
 def test_qm9_smiles_table_full() -> None:
     """Every one of the 161,051 strings gives exactly the published canonical SMILES (~15 s)."""
     with np.load(data_path("qm9str/qm9str_s5.npz"), allow_pickle=False) as data:

@@ -1,5 +1,6 @@
 """Two CPU processes (DDP, gloo) train the grid world as well as one process with the same total batch."""
 
+import pytest
 import csv
 import os
 import subprocess
@@ -12,6 +13,8 @@ import yaml
 from lgfn.cli import main
 from lgfn.cli.sample import load_checkpoint
 from lgfn.metrics.exact import evaluate_exact
+
+pytestmark = pytest.mark.slow  # end to end: `pytest -m "not slow"` leaves it out
 
 ROUNDS = 300
 BETAS = (1.0, 2.0, 3.0)

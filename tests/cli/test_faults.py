@@ -122,6 +122,7 @@ def test_nonfinite_steps_are_skipped_and_stop_the_run(tmp_path, capsys, monkeypa
     assert all(torch.isfinite(v).all() for v in state.values())  # skipped steps left the weights finite
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_resumable_checkpoint_and_exits_143(tmp_path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "lgfn", "fit", "--config", GRID, *SMALL, "--trainer.logger", "false",

@@ -7,6 +7,8 @@ import pytest
 
 from lgfn.cli import main
 
+pytestmark = pytest.mark.slow  # end to end: `pytest -m "not slow"` leaves it out
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_oracle"
 # 4 rounds = 8 steps; validating at step 8 also writes the checkpoint
 SMALL = ["--data.init_args.rounds", "4", "--trainer.val_check_interval", "8", "--model.hidden_dim", "16",

@@ -14,6 +14,8 @@ from lgfn.experiments.report import write_report
 from lgfn.experiments.runner import cell_dir, read_metrics, run_experiment
 from lgfn.experiments.spec import ExperimentError, load_experiment
 
+pytestmark = pytest.mark.slow  # end to end: `pytest -m "not slow"` leaves it out
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 

@@ -123,6 +123,7 @@ def _ddp_worker(rank: int, port: int, results: "mp.Queue[tuple[int, list[float]]
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_sync_with_an_empty_rank() -> None:
     results: "mp.Queue[tuple[int, list[float]]]" = mp.get_context("spawn").Queue()
     with socket.socket() as sock:

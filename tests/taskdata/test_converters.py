@@ -17,6 +17,8 @@ from lgfn.taskdata import converters, files, seh_trees
 from lgfn.taskdata.files import CONVERTERS, UnsafePickleError, content_sha256, data_root, file_sha256
 from lgfn.taskdata.manifest import MANIFEST, mirror_only
 
+pytestmark = pytest.mark.slow  # rebuilds full data files: `pytest -m "not slow"` leaves it out
+
 SHARED = data_root()
 FLEXS_RNA = "rna/flexs_rna.py.txt"
 SEH_TREES, SEH_MODES_V1 = "sehstr/sehstr_gbr_trees.npz", "sehstr/modes_sehstr_gbr.json"

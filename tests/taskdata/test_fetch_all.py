@@ -18,6 +18,8 @@ from lgfn.taskdata import files
 from lgfn.taskdata.files import CONVERTERS, data_root
 from lgfn.taskdata.manifest import MANIFEST, MIRROR_ONLY_NOTE, TASK_FILES
 
+pytestmark = pytest.mark.slow  # end to end: `pytest -m "not slow"` leaves it out
+
 SHARED = data_root()
 FLEXS_RNA = "rna/flexs_rna.py.txt"
 MIRROR_ONLY = "sehstr/modes_sehstr_gbr.json"  # the v1 sEH modes: no upstream source, and no task reads them

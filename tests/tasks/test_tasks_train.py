@@ -9,6 +9,8 @@ from lgfn.cli import main
 from lgfn.cli.sample import load_checkpoint
 from lgfn.gflownet import GFlowNet
 
+pytestmark = pytest.mark.slow  # end to end: `pytest -m "not slow"` leaves it out
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
