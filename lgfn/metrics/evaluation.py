@@ -33,6 +33,7 @@ def evaluate(sampler: Sampler, betas: Sequence[float], n: int, stage: str
             metric.update(strings, traj.raw_reward.cpu())
         out[f"{stage}/top{TOP_K}_reward@{beta:g}"] = float(top.compute())
         out[f"{stage}/top{TOP_K}_diversity@{beta:g}"] = float(diversity.compute())
+        out[f"{stage}/distinct@{beta:g}"] = float(len(set(strings)))  # a flat top-100 from 3 objects is no spread
         if task.molecular:
             smiles = task.smiles(traj.x)
             tanimoto = TopKTanimotoDiversity(k=TOP_K)

@@ -92,7 +92,8 @@ class RunSummary(Callback):
     """At the end of ``fit``: wall and CPU time, the last evaluation's key numbers per β, what discovery found,
     and the checkpoint to sample from."""
 
-    KEYS = (("l1", "L1 {:.3f}"), ("mean_reward", "mean reward {:.4g}"), ("top100_reward", "top-100 reward {:.4g}"))
+    KEYS = (("l1", "L1 {:.3f}"), ("mean_reward", "mean reward {:.4g}"), ("top100_reward", "top-100 reward {:.4g}"),
+            ("distinct", "{:.0f} distinct"))
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._wall, self._cpu = time.perf_counter(), time.process_time()

@@ -20,11 +20,11 @@ TOP_K = 100
 
 
 class DiscoveryTracker(Callback):
-    """Logs ``discovery/*`` and ``oracle/invalid`` (updated every round, computed on logging steps)."""
+    """Logs ``discovery/*`` and ``oracle/invalid``: updated with every round's objects, computed on the steps
+    whose logs are written."""
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
-            self.trainer: Trainer | None = trainer
             self.track(pl_module)
 
     def track(self, module: LightningModule) -> None:
@@ -60,9 +60,11 @@ class DiscoveryTracker(Callback):
                 smiles = task.smiles(traj.x)
                 m["distinct_molecules"].update(smiles)
                 m["top100_tanimoto_diversity"].update(smiles, raw, smiles)  # top-k distinct molecules
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None and logging_step(trainer):  # computed (and synced across ranks) only when written
-            self.module.log_dict(self.values(), batch_size=max(len(traj), 1))
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        """Computed (and reduced across ranks) only on the steps whose logs Lightning writes."""
+        if logging_step(trainer):
+            pl_module.log_dict(self.values(), batch_size=1)
 
     def values(self) -> dict[str, Tensor]:
         """What has been found so far, by logged name."""

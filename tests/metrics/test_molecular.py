@@ -59,5 +59,6 @@ def test_molecular_task_reports_molecules_not_strings():
 
     out, _ = evaluate(model.sampler, [1.0], 64, "test")
     smiles_seen = out["test/distinct_molecules@1"]
+    assert smiles_seen <= out["test/distinct@1"] <= 64  # distinct strings, at least as many as molecules
     assert 1 <= smiles_seen <= 64
     assert 0.0 < out["test/top100_tanimoto_diversity@1"] <= 1.0
