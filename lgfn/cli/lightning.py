@@ -29,7 +29,7 @@ TRAINER_DEFAULTS = {
     "max_epochs": 1,  # one epoch is the whole of Algorithm 1 (the data module's rounds)
     "num_sanity_val_steps": 0,
     "log_every_n_steps": 50,
-    "val_check_interval": 1000,  # evaluate every 1000 steps (and always after the last one)
+    "val_check_interval": 2000,  # evaluate every 2000 steps (and always after the last one)
     "enable_model_summary": False,  # lgfn reports at the end instead
 }
 PARSER_KWARGS: dict[str, Any] = {"parser_mode": "yaml", "exit_on_error": False, "allow_abbrev": False}

@@ -54,12 +54,31 @@ class Policy(nn.Module):
         x = self.env.encode(states)
         if emb is not None:
             x = torch.cat([x, emb], dim=1)
-        alpha = net(x)
+        return self._scaled(net(x), temp, mask)
+
+    def _scaled(self, alpha: Tensor, temp: Tensor | None, mask: Tensor) -> Tensor:
+        """α clamped, divided by f_θ(β), −inf where the action is not allowed."""
         if self.logit_clip is not None:
             alpha = alpha.clamp(-self.logit_clip, self.logit_clip)
         if temp is not None:
             alpha = alpha / temp
         return alpha.masked_fill(~mask, float("-inf"))
+
+    @property
+    def alpha_is_beta_free(self) -> bool:
+        """Whether α_θ(s, ·) ignores β (no embedding): then one forward pass serves every β (see
+        :meth:`forward_log_probs_from`)."""
+        return self.conditioner.embed_net is None
+
+    def forward_alpha(self, states: Tensor) -> Tensor:
+        """α_θ(s, ·) of a β-free policy, before clamping and scaling."""
+        return self.forward_net(self.env.encode(states))
+
+    def forward_log_probs_from(self, alpha: Tensor, states: Tensor, beta: Tensor) -> Tensor:
+        """log P_F(· | s; β) from a β-free policy's ``forward_alpha(states)``: the same numbers as
+        :meth:`forward_log_probs`, without running the network again for each β."""
+        temp = self.conditioner.temperature(beta)
+        return self._scaled(alpha, temp, self.env.forward_mask(states)).log_softmax(dim=1)
 
     def forward_log_probs(self, states: Tensor, beta: Tensor,
                           cond: tuple[Tensor | None, Tensor | None] | None = None) -> Tensor:

@@ -79,3 +79,30 @@ def test_dp_matches_monte_carlo_on_tfbind8():
     top = p.argsort(descending=True)[:20]  # the most likely objects, one by one: within 5 sd
     assert bool(((p[top] - freq[top]).abs() < 5 * (p[top] / n).sqrt() + 1e-4).all())
     assert float(p.max()) > 10 / 4**8  # the policy is indeed peaked
+
+
+def test_a_beta_free_policy_is_run_once_for_every_beta(monkeypatch):
+    """Logit-GFN's α ignores β: the exact DP reuses one pass over all states for each β, with the same numbers."""
+    import lgfn.metrics.exact as exact
+    from lgfn.models.policy import Policy
+
+    model = _model({"name": "gridworld", "ndim": 2, "height": 5}, conditioner="logit")
+    assert model.policy.alpha_is_beta_free
+    depths = len(set(model.task.env.depth(model.task.env.all_states()).tolist()))
+    calls = []
+    forward = model.policy.forward_alpha
+    monkeypatch.setattr(model.policy, "forward_alpha", lambda states: calls.append(len(states)) or forward(states))
+    shared = [terminal_distribution(model.task, model.policy, b) for b in (1.0, 2.0, 7.0)]
+    assert len(calls) == depths  # one pass per depth level, for all three β
+    weight = next(model.policy.forward_net.parameters())
+    saved = weight.detach().clone()
+    with torch.no_grad():
+        weight.add_(0.1)  # new weights: computed afresh
+    terminal_distribution(model.task, model.policy, 1.0)
+    assert len(calls) == 2 * depths
+    with torch.no_grad():
+        weight.copy_(saved)
+    exact._ALPHA.clear()
+    monkeypatch.setattr(Policy, "alpha_is_beta_free", property(lambda self: False))
+    for beta, p in zip((1.0, 2.0, 7.0), shared):
+        assert torch.equal(terminal_distribution(model.task, model.policy, beta), p)
