@@ -224,6 +224,9 @@ def _stop(pool: ProcessPoolExecutor, owner: int) -> None:
     if os.getpid() != owner:
         return
     processes = list((pool._processes or {}).values())  # no public way to kill workers before Python 3.14
+    call_queue = getattr(pool, "_call_queue", None)
+    if call_queue is not None:  # chunks still in the pipe to the killed workers must not block the exit
+        call_queue.cancel_join_thread()
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
-        process.terminate()
+        process.kill()  # SIGKILL: a fold in C code cannot delay it

@@ -24,7 +24,7 @@ from lgfn.registry import register_oracle
 
 TREES_FILE = "sehstr/sehstr_gbr_trees.npz"
 MODES_FILE = "sehstr/modes_sehstr_gbr_v2.json"
-"""The greedy modes with ties in string order, rebuilt from the trees (v1, ``modes_sehstr_gbr.json``, is not)."""
+"""The greedy modes with ties in string order, rebuilt from the trees (lgfn 0.1's v1 list could not be)."""
 CHUNK = 2048
 """Strings scored at a time: keeps the [trees, chunk] intermediates in cache (measured fastest)."""
 

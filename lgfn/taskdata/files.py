@@ -38,7 +38,7 @@ from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
-from lgfn.taskdata.manifest import MANIFEST, MIRROR_ONLY_NOTE, TASK_FILES, DataFile, mirror_only, task_of
+from lgfn.taskdata.manifest import MANIFEST, TASK_FILES, DataFile, task_of
 from lgfn.errors import LgfnError
 
 try:  # numpy >= 2 moved the array internals; old pickles still name numpy.core
@@ -274,11 +274,6 @@ def _fetch(entry: DataFile) -> tuple[Path, str]:
             failures.append(f"converter: {err.reason}")
         except (OSError, ValueError, KeyError, pickle.UnpicklingError) as err:
             failures.append(f"converter: {_one_line(err)}")
-    if not entry.url and convert is None:
-        failures.append(
-            "no upstream URL or converter: an lgfn data mirror (LGFN_DATA_URL) or a copy in LGFN_DATA_DIR "
-            "must provide it"
-        )
     reasons = " | ".join(failures)
     raise DataError(
         f"{entry.relpath} is missing (looked in {', '.join(map(str, _search_dirs()))}) and could not be fetched: "
@@ -307,8 +302,7 @@ def fetch(task: str) -> Iterator[str]:
     a writable folder, or goes to the cache, which is searched after a read-only
     ``LGFN_DATA_DIR`` and wins because the first *verified* copy is used. A file
     that cannot be fetched does not stop the others: its line says why, and a
-    ``DataError`` naming every such file is raised once all were tried; a
-    ``mirror_only`` file (no task reads it) is reported as skipped instead.
+    ``DataError`` naming every such file is raised once all were tried.
     """
     failed = []
     for relpath in _task_files(task):
@@ -320,9 +314,6 @@ def fetch(task: str) -> Iterator[str]:
         try:
             path, source = _fetch(entry)
         except DataError as err:
-            if mirror_only(relpath):
-                yield f"skipped  {relpath}  ({MIRROR_ONLY_NOTE})"
-                continue
             failed.append(relpath)
             yield f"failed   {err.reason}; expected sha256 {entry.sha256}"
             continue

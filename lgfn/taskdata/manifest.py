@@ -4,11 +4,10 @@ The table is code, not a file next to the data, so a downloaded file can only be
 accepted if it matches what this version of lgfn expects. Each entry has either
 a direct upstream URL (bytes are verified exactly), a derivation from upstream
 files (``derived_from``; ``lgfn.taskdata.converters`` and ``seh_trees`` register
-the converters in ``lgfn.taskdata.files.CONVERTERS``), or neither (only
-``sehstr/modes_sehstr_gbr.json``, the v1 sEH modes), in which case ``origin``
-says where the file was made and a mirror (``LGFN_DATA_URL``) or a local copy
-(``LGFN_DATA_DIR``) must provide it. No task reads that file (``mirror_only``),
-so ``lgfn data fetch all`` skips it rather than fail where neither has it.
+the converters in ``lgfn.taskdata.files.CONVERTERS``): every file can be had from
+public upstream files alone (tested). The v1 sEH mode list of lgfn 0.1
+(``sehstr/modes_sehstr_gbr.json``, ties broken in an unrecorded order) is not
+listed: no upstream file rebuilds it and no task reads it since v2.
 
 ``content_sha256`` is a hash of a file's parsed content (arrays of an ``.npz``,
 the value of a ``.json``; see ``files.content_sha256``). It is accepted when
@@ -203,16 +202,7 @@ _ENTRIES: tuple[DataFile, ...] = (
         content_sha256="3c3f962beb87aca18d8a3b85fff0bac04dc4dfee17b0c09a3de4b60ba41a1b7c",
         origin="greedy Hamming>=2 modes of the tree proxy over all 18^6 strings, value descending, equal values in "
         "ascending string order (lgfn.taskdata.seh_trees.greedy_modes); 18 of its 159 strings differ from v1 "
-        "(modes_sehstr_gbr.json), same highest (7.033253) and lowest (6.852169) value",
-    ),
-    DataFile(
-        "sehstr/modes_sehstr_gbr.json",
-        "49c9e7941b30a2ceb0bae02cad4f40d08d4b9bf0dfcf6eb7c837968cbc2eb1ac",
-        1590,
-        content_sha256="83b9cdbac3f1be8dcb1e6400a694dc014e40d92d1ce8f02ff97bf0a95c67986d",
-        origin="v1 of the sEH tree proxy's greedy modes, made by lgfn with ties broken in an unrecorded order, so "
-        "no converter rebuilds it: a mirror or data copy provides it; no task reads it since "
-        "modes_sehstr_gbr_v2.json (same rule, ties in string order) replaced it",
+        "(modes_sehstr_gbr.json of lgfn 0.1), same highest (7.033253) and lowest (6.852169) value",
     ),
     DataFile(
         "sehstr/modes_sehstr.json",
@@ -259,13 +249,3 @@ TASK_FILES: dict[str, list[str]] = {
 def task_of(relpath: str) -> str:
     """The task whose fetch provides ``relpath``; ``all`` for provenance-only files."""
     return next((task for task, files in TASK_FILES.items() if relpath in files), "all")
-
-
-MIRROR_ONLY_NOTE = "not needed by any task; from a mirror or data copy only (LGFN_DATA_URL, LGFN_DATA_DIR)"
-"""What ``lgfn data fetch all`` says of a ``mirror_only`` file it cannot get."""
-
-
-def mirror_only(relpath: str) -> bool:
-    """True for a file no task reads and no upstream file rebuilds (the v1 sEH modes): lacking it is no failure."""
-    entry = MANIFEST[relpath]
-    return not entry.url and not entry.derived_from and task_of(relpath) == "all"

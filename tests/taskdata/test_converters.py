@@ -15,7 +15,7 @@ import torch
 
 from lgfn.taskdata import converters, files, seh_trees
 from lgfn.taskdata.files import CONVERTERS, UnsafePickleError, content_sha256, data_root, file_sha256
-from lgfn.taskdata.manifest import MANIFEST, mirror_only
+from lgfn.taskdata.manifest import MANIFEST
 
 pytestmark = pytest.mark.slow  # rebuilds full data files: `pytest -m "not slow"` leaves it out
 
@@ -37,10 +37,8 @@ def verifies(relpath: str, data: bytes, tmp_path: Path) -> str:
 
 
 def test_every_file_has_a_source() -> None:
-    """An upstream URL or a converter for each file, except the v1 sEH modes (see ``seh_trees.greedy_modes``),
-    which no task reads."""
-    sourceless = {relpath for relpath, entry in MANIFEST.items() if not entry.url and relpath not in CONVERTERS}
-    assert sourceless == {SEH_MODES_V1} == {relpath for relpath in MANIFEST if mirror_only(relpath)}
+    """An upstream URL or a converter for each file: everything can be had from public upstream files alone."""
+    assert not {relpath for relpath, entry in MANIFEST.items() if not entry.url and relpath not in CONVERTERS}
     assert all(entry.derived_from for relpath, entry in MANIFEST.items() if relpath in CONVERTERS)
 
 

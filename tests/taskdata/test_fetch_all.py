@@ -16,13 +16,12 @@ import pytest
 from lgfn.cli.main import main
 from lgfn.taskdata import files
 from lgfn.taskdata.files import CONVERTERS, data_root
-from lgfn.taskdata.manifest import MANIFEST, MIRROR_ONLY_NOTE, TASK_FILES
+from lgfn.taskdata.manifest import MANIFEST, TASK_FILES
 
 pytestmark = pytest.mark.slow  # end to end: `pytest -m "not slow"` leaves it out
 
 SHARED = data_root()
 FLEXS_RNA = "rna/flexs_rna.py.txt"
-MIRROR_ONLY = "sehstr/modes_sehstr_gbr.json"  # the v1 sEH modes: no upstream source, and no task reads them
 
 
 @pytest.fixture
@@ -65,27 +64,17 @@ def test_fetch_all_from_upstream_originals(
     lines = {line.split()[1]: line for line in out.splitlines()}
     assert set(lines) == set(MANIFEST) and not err
     for relpath, line in lines.items():
-        if relpath == MIRROR_ONLY:
-            assert line == f"skipped  {MIRROR_ONLY}  ({MIRROR_ONLY_NOTE})"
-        elif relpath in CONVERTERS:
+        if relpath in CONVERTERS:
             inputs = ", ".join(MANIFEST[relpath].derived_from)
             assert line.startswith("fetched") and line.endswith(f"(from converted from {inputs})")
         else:  # an upstream original: from the mirror, or already there as an input of a converted file
             assert line.endswith(f"(from {(mirror / relpath).as_uri()})") or line.startswith("ok")
-    assert main(["data", "check"]) == 0  # a missing file is reported, not an error
+    assert main(["data", "check"]) == 0
     out, _ = capsys.readouterr()
-    states = ("missing" if relpath == MIRROR_ONLY else "ok" for relpath in MANIFEST)
-    assert out.split() == [word for relpath, state in zip(MANIFEST, states) for word in (state, relpath)]
+    assert out.split() == [word for relpath in MANIFEST for word in ("ok", relpath)]  # every file, verified
     for task, relpaths in TASK_FILES.items():  # every task's files are there and verified
         assert main(["data", "fetch", task]) == 0
         out, _ = capsys.readouterr()
         assert [line.split()[:2] for line in out.splitlines()] == [["ok", relpath] for relpath in relpaths]
 
-    shutil.copyfile(SHARED / MIRROR_ONLY, mirror / MIRROR_ONLY)  # what a real mirror also serves
-    assert main(["data", "fetch", "all"]) == 0
-    out, _ = capsys.readouterr()
-    assert [line.split()[:2] for line in out.splitlines() if not line.startswith("ok")] == [["fetched", MIRROR_ONLY]]
-    assert main(["data", "check"]) == 0
-    out, _ = capsys.readouterr()
-    assert out.split() == [word for relpath in MANIFEST for word in ("ok", relpath)]
     assert {path.relative_to(data).as_posix() for path in data.rglob("*") if path.is_file()} == set(MANIFEST)

@@ -79,14 +79,6 @@ def test_missing_offline_fails_in_one_line(monkeypatch: pytest.MonkeyPatch, empt
     assert message.count("lgfn data fetch") == 1 and "lgfn data fetch tfbind8" in message
 
 
-def test_missing_without_source_says_where_to_get_it(empty_dirs: Path) -> None:
-    with pytest.raises(DataError) as err:
-        data_path("sehstr/modes_sehstr_gbr.json")  # the one file no upstream file rebuilds (no task reads it)
-    message = one_line(err)
-    assert MANIFEST["sehstr/modes_sehstr_gbr.json"].sha256 in message
-    assert "LGFN_DATA_URL" in message and "lgfn data fetch all" in message
-
-
 def test_relative_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
