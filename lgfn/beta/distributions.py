@@ -15,6 +15,7 @@ from torch import Tensor
 
 from lgfn.errors import ConfigError
 from lgfn.registry import register
+from lgfn.settings import positive
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> Tensor:
@@ -38,7 +39,7 @@ class BetaSampler:
 def _check_range(low: float, high: float) -> None:
     """β is an inverse temperature: every β a sampler can draw is positive and finite."""
     for name, value in (("low", low), ("high", high)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        if not positive(value):
             raise ConfigError(f"β {name} = {value!r}: must be a positive finite number (β is an inverse temperature)")
     if not low <= high:
         raise ConfigError(f"β range needs low <= high, got low={low}, high={high}")

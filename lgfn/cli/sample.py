@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from lgfn.errors import CheckpointError, ConfigError
 from lgfn.io import write_csv
 from lgfn.gflownet import GFlowNet
+from lgfn.settings import positive
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -61,7 +61,7 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
 
     Objects the oracle cannot score are kept, with reward and log_reward ``nan``: they are the model's samples.
     """
-    if not (math.isfinite(beta) and beta > 0):
+    if not positive(beta):  # checked before the checkpoint is read
         raise ConfigError(f"--beta = {beta}: must be a positive finite number")
     if n < 1:
         raise ConfigError(f"--n = {n}: must be an integer >= 1")

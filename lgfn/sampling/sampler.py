@@ -9,7 +9,6 @@ that training sees (discovery metrics, the count of objects the oracle could not
 from __future__ import annotations
 
 import logging
-import math
 from typing import Callable
 
 import torch
@@ -18,6 +17,7 @@ from torch import Tensor
 from lgfn.errors import ConfigError
 from lgfn.models.policy import Policy
 from lgfn.sampling.trajectories import Trajectories, sample_backward, sample_forward
+from lgfn.settings import positive
 from lgfn.tasks.base import Task
 
 log = logging.getLogger("lgfn")
@@ -62,7 +62,7 @@ class Sampler:
     def check_beta(self, beta: float, warn: bool = True) -> None:
         """Refuse a β the model cannot sample at, with a one-line reason; warn (once per β) when β lies
         outside the trained range: the result still comes out, but is extrapolation."""
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        if not positive(beta):
             raise ConfigError(f"β must be a positive finite number, got {beta}")
         if self.fixed_beta is not None and abs(beta - self.fixed_beta) > 1e-9:
             raise ConfigError(f"this model is unconditional (conditioner 'none'), trained at β={self.fixed_beta}; "

@@ -106,7 +106,7 @@ class RunSummary(Callback):
 
 
 def summary_lines(trainer: Trainer, wall: float, cpu: float) -> list[str]:
-    """The lines :class:`RunSummary` prints (kept apart so that tests can read them)."""
+    """The lines :class:`RunSummary` prints."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     lines = [f"lgfn: fit done: {trainer.global_step} steps in {_duration(wall)} wall, {_duration(cpu)} CPU"]
     betas = sorted({float(m.group(1)) for k in metrics for m in [re.search(r"^val/\w+@(.+)$", k)] if m})
