@@ -21,6 +21,8 @@ ENTRIES = [('beta_sampler', 'annealing', 'lgfn.beta.distributions.Annealing', {}
  ('oracle', 'rna3', 'lgfn.oracles.rna.RNAOracle', {'target': 3}),
  ('oracle', 'seh', 'lgfn.oracles.seh.SEHOracle', {}),
  ('oracle', 'tfbind8', 'lgfn.oracles.tfbind8.TFBind8Oracle', {}),
+ ('policy', 'mlp', 'lgfn.models.architectures.MLPPolicy', {}),
+ ('policy', 'ssr', 'lgfn.models.architectures.SSRPolicy', {}),
  ('replay', 'fifo', 'lgfn.training.replay.TrajectoryReplay', {}),
  ('replay', 'prioritized', 'lgfn.training.replay.PrioritizedReplay', {}),
  ('replay', 'uniform', 'lgfn.training.replay.ObjectReplay', {}),

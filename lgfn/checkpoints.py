@@ -27,7 +27,7 @@ FORMAT = 2
 """``lgfn_format`` of checkpoints whose components are resolved specs (absent before: format 1)."""
 
 LIGHTNING_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
-COMPONENT_KINDS = {"task": "task", "conditioner": "conditioner", "loss": "loss"}
+COMPONENT_KINDS = {"task": "task", "conditioner": "conditioner", "policy": "policy", "loss": "loss"}
 
 
 def read(path: str | Path, where: str | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lgfn import registry
 
-BUILT_IN = ("lgfn.training.replay", "lgfn.losses", "lgfn.beta", "lgfn.tasks",
+BUILT_IN = ("lgfn.training.replay", "lgfn.losses", "lgfn.beta", "lgfn.tasks", "lgfn.models.architectures",
             "lgfn.oracles.qm9", "lgfn.oracles.rna", "lgfn.oracles.seh", "lgfn.oracles.tfbind8")
 """The modules whose import registers lgfn's own components."""
 

@@ -33,7 +33,8 @@ class GFlowNet(LightningModule):
 
     Args:
         task: the task (name, ``{name: ..., **args}`` or class_path spec).
-        conditioner: how β enters: ``none``, ``layer``, ``thermometer``, ``logit``, ``logit_layer``.
+        conditioner: how β enters: ``none``, ``layer``, ``thermometer``, ``logit``, ``logit_layer``, ``logit_official``.
+        policy: the P_F/P_B architecture: ``mlp`` (a logit per action) or ``ssr`` (a scorer of (state, child) pairs).
         loss: ``tb``, ``db`` or ``subtb``; MaxEnt is ``tb`` with ``backward_policy: uniform``.
         hidden_dim, n_layers: size of the policy MLPs.
         backward_policy: ``learned`` (conditioned like P_F) or ``uniform``.
@@ -50,6 +51,7 @@ class GFlowNet(LightningModule):
         self,
         task: ComponentSpec = "gridworld",
         conditioner: ComponentSpec = "logit",
+        policy: ComponentSpec = "mlp",
         loss: ComponentSpec = "tb",
         hidden_dim: int = 128,
         n_layers: int = 2,
@@ -72,7 +74,7 @@ class GFlowNet(LightningModule):
         cond: Conditioner = registry.build("conditioner", specs["conditioner"])
         self.loss_fn: Loss = registry.build("loss", specs["loss"])
         self.policy = Policy(
-            self.task.env, cond, hidden_dim, n_layers,
+            self.task.env, cond, registry.build("policy", specs["policy"]), hidden_dim, n_layers,
             learned_backward=backward_policy == "learned", state_flow=self.loss_fn.needs_flow, logit_clip=logit_clip,
         )
         if cond.fixed_beta is not None:

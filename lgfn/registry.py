@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, TypeVar, Union
 
 import yaml
 
-KINDS: tuple[str, ...] = ("task", "conditioner", "beta_sampler", "loss", "replay", "oracle")
+KINDS: tuple[str, ...] = ("task", "conditioner", "policy", "beta_sampler", "loss", "replay", "oracle")
 
 ComponentSpec = Union[str, dict[str, Any]]
 """How a config names a component: a registered name, or a mapping (name/class_path + args)."""

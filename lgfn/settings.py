@@ -53,7 +53,7 @@ def check_model_settings(**args: Any) -> dict[str, Any]:
     if not isinstance(betas, (list, tuple)) or not betas or not all(positive(b) for b in betas):
         raise ConfigError(f"model.eval_betas = {betas!r}: must be a non-empty list of positive finite β")
     specs = {}
-    for key in ("task", "conditioner", "loss"):
+    for key in ("task", "conditioner", "policy", "loss"):
         try:
             specs[key] = registry.resolve(key, args.get(key, key))
             if key != "task":  # tiny: built once here so that their values are checked too (a task loads data);

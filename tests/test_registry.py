@@ -21,7 +21,7 @@ def test_unknown_name_lists_valid_names_and_closest_match():
         registry.build("conditioner", "logits")
     msg = str(err.value)
     assert "\n" not in msg
-    assert "layer, logit, logit_layer, none, thermometer" in msg and "did you mean 'logit'" in msg
+    assert "layer, logit, logit_layer, logit_official, none, thermometer" in msg and "did you mean 'logit'" in msg
 
 
 def test_unknown_argument_lists_valid_arguments():

@@ -13,6 +13,10 @@ One class covers every conditioning type; the registry's YAML entries
 - ``thermometer``: ``layer`` on a clamped thermometer encoding of β.
 - ``logit``: Logit-GFN, P_F = softmax(α_θ(s, ·) / f_θ(β)) with a β-free α_θ.
 - ``logit_layer``: both: a β-aware α_θ whose logits are also scaled by f_θ(β).
+- ``logit_official``: the official Logit-GFN code's scaling, for comparisons with it: α_θ · g_θ(β) of raw β,
+  clamped *after* scaling. g_θ is unconstrained and, fed raw β, grows about linearly beyond the training
+  range, so at large β the scaled logits of many children hit the clamp together and P_F becomes uniform
+  over them: a flat top-100 there is clamp saturation, not R^β (the distinct-sample count shows it).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from lgfn.errors import ConfigError
 from lgfn.models.nets import mlp
 
 BetaTransform = Literal["raw", "log"]
+ScaleForm = Literal["temperature", "multiply"]
 
 
 def thermometer(beta: Tensor, n_bins: int, low: float, high: float) -> Tensor:
@@ -51,6 +56,8 @@ class Conditioner(nn.Module):
         logit_scaling: divide the policy logits by f_θ(β) > 0.
         beta_transform: input of the embedding and of Z(β): β itself or log β.
         scale_transform: input of f_θ: β or log β (log extrapolates f ≈ 1/β linearly).
+        scale_form: ``temperature``: α clamped, then divided by f_θ(β) = exp(net) > 0 (Logit-GFN as published);
+            ``multiply``: α multiplied by g_θ(β) = net, then clamped (the official code).
         hidden_dim, n_layers: size of the embedding and scaling nets.
         embed_dim: size of the β embedding appended to the policy input.
     """
@@ -63,6 +70,7 @@ class Conditioner(nn.Module):
         logit_scaling: bool = False,
         beta_transform: BetaTransform = "raw",
         scale_transform: BetaTransform = "log",
+        scale_form: ScaleForm = "temperature",
         hidden_dim: int = 32,
         n_layers: int = 2,
         embed_dim: int = 32,
@@ -82,12 +90,15 @@ class Conditioner(nn.Module):
         for name, how in (("beta_transform", beta_transform), ("scale_transform", scale_transform)):
             if how not in ("raw", "log"):
                 raise ConfigError(f"conditioner: {name} must be 'raw' or 'log', got {how!r}")
+        if scale_form not in ("temperature", "multiply"):
+            raise ConfigError(f"conditioner: scale_form must be 'temperature' or 'multiply', got {scale_form!r}")
         self.fixed_beta = fixed_beta
         self.layer = layer
         self.thermometer_bins = thermometer_bins
         self.logit_scaling = logit_scaling
         self.beta_transform: BetaTransform = beta_transform
         self.scale_transform: BetaTransform = scale_transform
+        self.scale_form: ScaleForm = scale_form
         self.register_buffer("beta_range", torch.tensor([low if low is not None else float("nan"),
                                                          high if high is not None else float("nan")]))
         self.feature_dim = thermometer_bins if thermometer_bins else 1
@@ -121,8 +132,18 @@ class Conditioner(nn.Module):
         """The β embedding appended to the policy input, or None."""
         return self.embed_net(self.features(beta)) if self.embed_net is not None else None
 
-    def temperature(self, beta: Tensor) -> Tensor | None:
-        """f_θ(β) > 0 as [N, 1], or None without logit scaling."""
+    def logit_scale(self, beta: Tensor) -> Tensor | None:
+        """f_θ(β) > 0 (temperature form) or g_θ(β) (multiply form) as [N, 1]; None without logit scaling."""
         if self.scale_net is None:
             return None
-        return self.scale_net(_transform(beta, self.scale_transform)).clamp(-30.0, 30.0).exp()
+        out = self.scale_net(_transform(beta, self.scale_transform))
+        return out if self.scale_form == "multiply" else out.clamp(-30.0, 30.0).exp()
+
+    def scale_logits(self, alpha: Tensor, scale: Tensor | None, clip: float | None) -> Tensor:
+        """α_θ / f_θ(β) with α clamped to [−clip, clip] first, or (multiply form) α_θ · g_θ(β) clamped after."""
+        if scale is not None and self.scale_form == "multiply":
+            alpha = alpha * scale
+            return alpha.clamp(-clip, clip) if clip is not None else alpha
+        if clip is not None:
+            alpha = alpha.clamp(-clip, clip)
+        return alpha / scale if scale is not None else alpha

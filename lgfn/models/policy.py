@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from lgfn.envs.base import Env
+from lgfn.models.architectures import Architecture, MLPPolicy
 from lgfn.models.conditioners import Conditioner
 from lgfn.models.nets import mlp
 
@@ -16,10 +17,12 @@ class Policy(nn.Module):
     Args:
         env: the MDP (sizes, masks and state encoding).
         conditioner: how β enters (embedding and/or logit scaling).
+        architecture: the P_F and P_B networks (``mlp`` when None; see :mod:`lgfn.models.architectures`).
         hidden_dim, n_layers: size of the policy (and flow) MLPs.
         learned_backward: a learned P_B (conditioned like P_F), else uniform over parents.
         state_flow: build F(s, β) for DB/SubTB.
-        logit_clip: clamp α_θ to [−c, c] before scaling (None: no clamp).
+        logit_clip: clamp α_θ to [−c, c] before scaling (after it, for the official multiplicative scaling;
+            None: no clamp).
         z_hidden_dim, z_layers: size of the Z_θ(β) net.
     """
 
@@ -27,6 +30,7 @@ class Policy(nn.Module):
         self,
         env: Env,
         conditioner: Conditioner,
+        architecture: Architecture | None = None,
         hidden_dim: int = 128,
         n_layers: int = 2,
         learned_backward: bool = True,
@@ -39,30 +43,25 @@ class Policy(nn.Module):
         self.env = env
         self.conditioner = conditioner
         self.logit_clip = logit_clip
-        in_dim = env.obs_dim + conditioner.embed_dim
-        self.forward_net = mlp(in_dim, hidden_dim, n_layers, env.n_actions)
-        self.backward_net = mlp(in_dim, hidden_dim, n_layers, env.n_bwd_actions) if learned_backward else None
+        arch = architecture if architecture is not None else MLPPolicy()
+        self.forward_net = arch.build(env, "forward", conditioner.embed_dim, hidden_dim, n_layers)
+        self.backward_net = (arch.build(env, "backward", conditioner.embed_dim, hidden_dim, n_layers)
+                             if learned_backward else None)
         self.log_z_net = mlp(conditioner.feature_dim, z_hidden_dim, z_layers, 1)
         self.flow_net = mlp(env.obs_dim + conditioner.feature_dim, hidden_dim, n_layers, 1) if state_flow else None
 
     def condition(self, beta: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """The β embedding and temperature f_θ(β) of each row, computed once per batch of β."""
-        return self.conditioner.embedding(beta), self.conditioner.temperature(beta)
+        """The β embedding and logit scale (f_θ(β), or g_θ(β) when multiplicative) of each row, computed once per
+        batch of β."""
+        return self.conditioner.embedding(beta), self.conditioner.logit_scale(beta)
 
     def _logits(self, net: nn.Module, states: Tensor, cond: tuple[Tensor | None, Tensor | None], mask: Tensor) -> Tensor:
-        emb, temp = cond
-        x = self.env.encode(states)
-        if emb is not None:
-            x = torch.cat([x, emb], dim=1)
-        return self._scaled(net(x), temp, mask)
+        emb, scale = cond
+        return self._scaled(net(states, mask, emb), scale, mask)
 
-    def _scaled(self, alpha: Tensor, temp: Tensor | None, mask: Tensor) -> Tensor:
-        """α clamped, divided by f_θ(β), −inf where the action is not allowed."""
-        if self.logit_clip is not None:
-            alpha = alpha.clamp(-self.logit_clip, self.logit_clip)
-        if temp is not None:
-            alpha = alpha / temp
-        return alpha.masked_fill(~mask, float("-inf"))
+    def _scaled(self, alpha: Tensor, scale: Tensor | None, mask: Tensor) -> Tensor:
+        """α scaled by the conditioner and clamped, −inf where the action is not allowed."""
+        return self.conditioner.scale_logits(alpha, scale, self.logit_clip).masked_fill(~mask, float("-inf"))
 
     @property
     def alpha_is_beta_free(self) -> bool:
@@ -72,13 +71,13 @@ class Policy(nn.Module):
 
     def forward_alpha(self, states: Tensor) -> Tensor:
         """α_θ(s, ·) of a β-free policy, before clamping and scaling."""
-        return self.forward_net(self.env.encode(states))
+        return self.forward_net(states, self.env.forward_mask(states))
 
     def forward_log_probs_from(self, alpha: Tensor, states: Tensor, beta: Tensor) -> Tensor:
         """log P_F(· | s; β) from a β-free policy's ``forward_alpha(states)``: the same numbers as
         :meth:`forward_log_probs`, without running the network again for each β."""
-        temp = self.conditioner.temperature(beta)
-        return self._scaled(alpha, temp, self.env.forward_mask(states)).log_softmax(dim=1)
+        scale = self.conditioner.logit_scale(beta)
+        return self._scaled(alpha, scale, self.env.forward_mask(states)).log_softmax(dim=1)
 
     def forward_log_probs(self, states: Tensor, beta: Tensor,
                           cond: tuple[Tensor | None, Tensor | None] | None = None) -> Tensor:

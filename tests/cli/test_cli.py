@@ -96,7 +96,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
 
 
 @pytest.mark.parametrize("spec,needle", [
-    ({"name": "logits"}, "unknown conditioner 'logits'; valid names: layer, logit, logit_layer, none, thermometer; did you mean 'logit'?"),
+    ({"name": "logits"}, "unknown conditioner 'logits'; valid names: layer, logit, logit_layer, logit_official, none, thermometer; did you mean 'logit'?"),
     ({"name": "logit", "hiden_dim": 3}, "unknown argument(s) hiden_dim"),
 ])
 def test_config_errors_are_one_line(tmp_path, capsys, spec, needle):
@@ -118,4 +118,4 @@ def test_bad_checkpoint_is_one_line(tmp_path, capsys):
 def test_registry_command(capsys):
     assert main(["registry"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[1] == "conditioner: layer, logit, logit_layer, none, thermometer"
+    assert lines[1] == "conditioner: layer, logit, logit_layer, logit_official, none, thermometer"

@@ -28,8 +28,8 @@ def test_logit_is_exactly_softmax_of_alpha_over_f_beta():
     p = policy("logit")
     for beta in (0.5, 1.0, 3.0, 100.0):
         b = torch.full((len(STATES),), beta)
-        alpha = p.forward_net(ENV.encode(STATES))  # β-free α_θ
-        f = p.conditioner.temperature(b)
+        alpha = p.forward_alpha(STATES)  # β-free α_θ
+        f = p.conditioner.logit_scale(b)
         assert (f > 0).all()
         expected = (alpha / f).masked_fill(~ENV.forward_mask(STATES), float("-inf")).softmax(1)
         torch.testing.assert_close(probs(p, beta), expected, rtol=0, atol=1e-7)
@@ -37,7 +37,7 @@ def test_logit_is_exactly_softmax_of_alpha_over_f_beta():
 
 def test_logit_temperature_changes_with_beta_but_alpha_does_not():
     p = policy("logit")
-    f = p.conditioner.temperature(torch.tensor([1.0, 10.0]))
+    f = p.conditioner.logit_scale(torch.tensor([1.0, 10.0]))
     assert f[0] != f[1]
     assert p.conditioner.embedding(torch.tensor([1.0])) is None
 

@@ -33,8 +33,8 @@ def test_logit_scaling_divides_the_logits_by_the_temperature():
     states = ENV.all_states()[:5]
     for b in (1.0, 7.0):
         beta = torch.full((5,), b)
-        temp = p.conditioner.temperature(beta)
-        alpha = p.forward_net(ENV.encode(states))
+        temp = p.conditioner.logit_scale(beta)
+        alpha = p.forward_alpha(states)
         expected = (alpha / temp).masked_fill(~ENV.forward_mask(states), float("-inf")).log_softmax(1)
         torch.testing.assert_close(p.forward_log_probs(states, beta), expected)
 

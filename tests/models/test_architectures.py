@@ -1,0 +1,96 @@
+"""Policy architectures (``mlp``, ``ssr``) and the official multiplicative logit scaling."""
+
+import csv
+
+import pytest
+import torch
+
+from lgfn import registry
+from lgfn.cli import main
+from lgfn.cli.sample import load_checkpoint
+from lgfn.envs import PrependAppend
+from lgfn.envs.hypergrid import HyperGrid
+from lgfn.metrics.exact import evaluate_exact
+from lgfn.models.policy import Policy
+
+SEQ = PrependAppend(3, 3)
+
+
+def ssr_policy(env, conditioner="logit_layer", **kw) -> Policy:
+    torch.manual_seed(0)
+    cond = registry.build("conditioner", conditioner, **kw)
+    if conditioner != "none":
+        cond.set_range(1.0, 3.0)
+    return Policy(env, cond, registry.build("policy", "ssr"), hidden_dim=16)
+
+
+def test_ssr_logits_are_a_function_of_the_child():
+    """Prepending or appending t to the empty state gives the same child: ssr scores them alike; an MLP does not."""
+    p = ssr_policy(SEQ, "logit")
+    s0 = SEQ.initial(1)
+    alpha = p.forward_alpha(s0)[0]
+    torch.testing.assert_close(alpha[:3], alpha[3:6])  # prepend t == append t at s0
+    assert not torch.allclose(alpha[0], alpha[1])  # different children, different scores
+    one = torch.tensor([[1, 3, 3]])  # "1": deleting the first or the last token leaves "" both ways
+    back = p.backward_log_probs(one, torch.tensor([2.0]))[0]
+    torch.testing.assert_close(back[0], back[1])
+    mlp = Policy(SEQ, registry.build("conditioner", "logit"), hidden_dim=16)
+    assert not torch.allclose(mlp.forward_alpha(s0)[0, :3], mlp.forward_alpha(s0)[0, 3:6])
+
+
+@pytest.mark.parametrize("conditioner", ["none", "layer", "logit", "logit_layer", "thermometer", "logit_official"])
+def test_ssr_batch_is_row_by_row(conditioner):
+    """One batched call over (state, child) pairs gives each row what it gets alone, masked actions excluded."""
+    env = HyperGrid(2, 4)
+    p = ssr_policy(env, conditioner)
+    states = torch.tensor([[0, 0], [3, 1], [3, 3], [2, 2]])
+    beta = torch.tensor([1.0, 2.0, 2.5, 3.0])
+    batch = p.forward_log_probs(states, beta)
+    for i in range(len(states)):
+        torch.testing.assert_close(batch[i], p.forward_log_probs(states[i:i + 1], beta[i:i + 1])[0])
+    assert torch.equal(batch.isfinite(), env.forward_mask(states))
+    torch.testing.assert_close(batch.exp().sum(1), torch.ones(4))
+
+
+def test_official_scaling_multiplies_then_clamps_and_saturates_beyond_the_data():
+    p = ssr_policy(HyperGrid(2, 4), "logit_official")
+    p.logit_clip = 20.0
+    states = torch.tensor([[0, 0], [1, 2]])
+    mask = p.env.forward_mask(states)
+    for beta in (1.0, 3.0, 50.0):
+        b = torch.full((2,), beta)
+        g = p.conditioner.logit_scale(b)
+        expected = (p.forward_alpha(states) * g).clamp(-20, 20).masked_fill(~mask, float("-inf")).softmax(1)
+        torch.testing.assert_close(p.forward_log_probs(states, b).exp(), expected)
+    # g of raw β grows without bound (here g(β) = β): far beyond the data every child with α > 0 hits the
+    # clamp, and P_F is uniform over them however different their α: not a sample of R^β
+    p.conditioner.scale_net = torch.nn.Identity()
+    with torch.no_grad():
+        p.forward_net.scorer[-1].bias += 5.0  # every α > 0, all different
+    alpha = p.forward_alpha(states)
+    assert (alpha > 0).all() and len(set(alpha[mask].tolist())) == int(mask.sum())
+    probs = p.forward_log_probs(states, torch.full((2,), 1e4)).exp()
+    torch.testing.assert_close(probs[mask], (1 / mask.sum(1, keepdim=True).float()).expand_as(mask)[mask])
+
+
+def test_ssr_trains_through_the_cli_and_its_checkpoint_samples(tmp_path):
+    """`lgfn fit` with model.policy: ssr learns the grid (exact L1 falls well below the untrained one's), and
+    `lgfn sample` reads its checkpoint."""
+    args = ["fit", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+            "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), "--seed_everything", "0",
+            "--model.task", '{"name": "gridworld", "ndim": 2, "height": 4}', "--model.policy", "ssr",
+            "--model.hidden_dim", "32", "--model.lr_policy", "1e-3", "--model.lr_scale", "1e-3",
+            "--model.eval_betas", "[1.0, 3.0]", "--model.eval_samples", "32",
+            "--data.init_args.rounds", "150", "--data.init_args.epsilon", "0.05"]
+    assert main(args) == 0
+    ckpt = next(tmp_path.rglob("*.ckpt"))
+    model = load_checkpoint(ckpt)
+    assert model.hparams.policy["class_path"] == "lgfn.models.architectures.SSRPolicy"
+    trained = [evaluate_exact(model.task, model.policy, b).l1 for b in (1.0, 3.0)]
+    torch.manual_seed(0)
+    fresh = ssr_policy(model.task.env, "logit")
+    untrained = [evaluate_exact(model.task, fresh, b).l1 for b in (1.0, 3.0)]
+    assert all(t < 0.5 * u for t, u in zip(trained, untrained)), (trained, untrained)
+    out = tmp_path / "x.csv"
+    assert main(["sample", "--ckpt", str(ckpt), "--beta", "2", "--n", "20", "--out", str(out)]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 20
