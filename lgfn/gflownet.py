@@ -39,6 +39,8 @@ class GFlowNet(LightningModule):
         hidden_dim, n_layers: size of the policy MLPs.
         backward_policy: ``learned`` (conditioned like P_F) or ``uniform``.
         lr_policy, lr_z, lr_scale, lr_flow: learning rates of α_θ (and P_B), Z_θ, f_θ and F.
+        weight_decay: decoupled weight decay of α_θ and P_B (AdamW-style; 0: plain Adam). It keeps the policy's
+            logits small where no data pins them, which keeps their ranking calibrated far beyond the training β.
         grad_clip: max gradient norm (None: no clipping); the norm is logged either way.
         logit_clip: clamp α_θ to [−c, c] before scaling (None: no clamp; the official code clamps at 20).
         eval_betas: β values evaluated at validation/test, including ones outside training.
@@ -60,6 +62,7 @@ class GFlowNet(LightningModule):
         lr_z: float = 1e-2,
         lr_scale: float = 1e-4,
         lr_flow: float = 1e-4,
+        weight_decay: float = 0.0,
         grad_clip: float | None = 10.0,
         logit_clip: float | None = 20.0,
         eval_betas: list[float] = [1.0, 2.0, 3.0, 10.0],  # noqa: B006 (jsonargparse needs a literal default)
@@ -172,9 +175,10 @@ class GFlowNet(LightningModule):
         lrs = {"policy": self.hparams.lr_policy, "z": self.hparams.lr_z,
                "scale": self.hparams.lr_scale, "flow": self.hparams.lr_flow}
         self._trainable = [p for p in self.parameters() if p.requires_grad]  # walked once, not every step
-        groups = [{"params": ps, "lr": lrs[name], "name": name}
+        groups = [{"params": ps, "lr": lrs[name], "name": name,
+                   "weight_decay": self.hparams.weight_decay if name == "policy" else 0.0}
                   for name, ps in self.policy.parameter_groups().items() if ps]
-        return torch.optim.Adam(groups, foreach=True)  # one kernel per group, not per tensor; the same numbers
+        return torch.optim.Adam(groups, foreach=True, decoupled_weight_decay=True)  # one kernel per group, not per tensor; the same numbers
 
     # -- evaluation -----------------------------------------------------------------------------
     def val_dataloader(self) -> DataLoader:

@@ -47,6 +47,9 @@ def check_model_settings(**args: Any) -> dict[str, Any]:
         if key in args and not (value is None and optional) and not positive(value):
             none = " or null (off)" if optional else ""
             raise ConfigError(f"model.{key} = {value!r}: must be a positive finite number{none}")
+    decay = args.get("weight_decay", 0.0)
+    if not (decay == 0 or positive(decay)) or isinstance(decay, bool):
+        raise ConfigError(f"model.weight_decay = {decay!r}: must be 0 (off) or a positive finite number")
     if args.get("backward_policy", "learned") not in ("learned", "uniform"):
         raise ConfigError(f"model.backward_policy = {args['backward_policy']!r}: must be 'learned' or 'uniform'")
     betas = args.get("eval_betas", [1.0])

@@ -12,6 +12,7 @@ Both are batched end to end: the children of a batch of states are one ``Env.ste
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Literal
 
 import torch
@@ -25,13 +26,13 @@ from lgfn.registry import register
 Direction = Literal["forward", "backward"]
 
 
-class Architecture:
+class Architecture(ABC):
     """A policy architecture: builds the forward and backward logit networks of an environment."""
 
+    @abstractmethod
     def build(self, env: Env, direction: Direction, extra_dim: int, hidden_dim: int, n_layers: int) -> nn.Module:
         """A module ``(states [N, D], mask [N, A], embedding [N, extra_dim] | None) -> logits [N, A]``; ``A`` is
         the number of forward or backward actions. Logits of masked-out actions may be anything."""
-        raise NotImplementedError
 
 
 class ActionMLP(nn.Sequential):

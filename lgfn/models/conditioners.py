@@ -58,6 +58,9 @@ class Conditioner(nn.Module):
         scale_transform: input of f_θ: β or log β (log extrapolates f ≈ 1/β linearly).
         scale_form: ``temperature``: α clamped, then divided by f_θ(β) = exp(net) > 0 (Logit-GFN as published);
             ``multiply``: α multiplied by g_θ(β) = net, then clamped (the official code).
+        scale_with_beta: temperature form with f_θ(β) = exp(net) / β: the logits grow linearly in β, as log-flows
+            of R^β do at large β, and the net learns only the correction. Far beyond the training range the
+            policy keeps sharpening at the rate R^β asks for, instead of at whatever slope the net extrapolates.
         hidden_dim, n_layers: size of the embedding and scaling nets.
         embed_dim: size of the β embedding appended to the policy input.
     """
@@ -71,6 +74,7 @@ class Conditioner(nn.Module):
         beta_transform: BetaTransform = "raw",
         scale_transform: BetaTransform = "log",
         scale_form: ScaleForm = "temperature",
+        scale_with_beta: bool = False,
         hidden_dim: int = 32,
         n_layers: int = 2,
         embed_dim: int = 32,
@@ -98,7 +102,10 @@ class Conditioner(nn.Module):
         self.logit_scaling = logit_scaling
         self.beta_transform: BetaTransform = beta_transform
         self.scale_transform: BetaTransform = scale_transform
+        if scale_with_beta and scale_form != "temperature":
+            raise ConfigError("conditioner: scale_with_beta needs scale_form 'temperature'")
         self.scale_form: ScaleForm = scale_form
+        self.scale_with_beta = scale_with_beta
         self.register_buffer("beta_range", torch.tensor([low if low is not None else float("nan"),
                                                          high if high is not None else float("nan")]))
         self.feature_dim = thermometer_bins if thermometer_bins else 1
@@ -137,7 +144,10 @@ class Conditioner(nn.Module):
         if self.scale_net is None:
             return None
         out = self.scale_net(_transform(beta, self.scale_transform))
-        return out if self.scale_form == "multiply" else out.clamp(-30.0, 30.0).exp()
+        if self.scale_form == "multiply":
+            return out
+        temperature = out.clamp(-30.0, 30.0).exp()
+        return temperature / beta[:, None] if self.scale_with_beta else temperature
 
     def scale_logits(self, alpha: Tensor, scale: Tensor | None, clip: float | None) -> Tensor:
         """α_θ / f_θ(β) with α clamped to [−clip, clip] first, or (multiply form) α_θ · g_θ(β) clamped after."""

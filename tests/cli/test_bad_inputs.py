@@ -70,6 +70,11 @@ FIT_CASES = [
     ("unknown task", ["--model.task", "gridwrld"], ["model.task", "gridworld"]),
     ("unknown conditioner", ["--model.conditioner", "logits"], ["model.conditioner", "logit"]),
     ("unknown loss", ["--model.loss", "tbb"], ["model.loss", "tb"]),
+    ("unknown policy", ["--model.policy", "ssrr"], ["model.policy", "ssr"]),
+    ("bad ssr size", ["--model.policy", "{name: ssr, embed_dim: 0}"], ["model.policy", "embed_dim"]),
+    ("negative weight_decay", ["--model.weight_decay", "-1"], ["model.weight_decay"]),
+    ("scale_with_beta and multiply", ["--model.conditioner", "{name: logit_official, scale_with_beta: true}"],
+     ["model.conditioner", "scale_with_beta"]),
     ("unknown task argument", ["--model.task", "{name: gridworld, hieght: 4}"], ["model.task", "hieght"]),
     ("bad conditioner size", ["--model.conditioner", "{name: logit, hidden_dim: 0}"], ["model.conditioner", "hidden_dim"]),
     ("bad subtb lambda", ["--model.loss", "{name: subtb, lamda: -1}"], ["model.loss", "lamda"]),
@@ -120,6 +125,7 @@ def evil_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     edits = {
         "task": lambda h: h.update(task=run_code),
         "conditioner": lambda h: h.update(conditioner=run_code),
+        "policy": lambda h: h.update(policy=run_code),
         "loss": lambda h: h.update(loss={"class_path": "os.system", "init_args": {"command": f"touch {marker}"}}),
         "oracle": lambda h: h.update(task={"name": "sequence", "alphabet": "AB", "length": 2, "oracle": run_code}),
         "nested": lambda h: h.update(task={"name": "gridworld", "ndim": 2, "height": 4, "transform": run_code}),
@@ -151,6 +157,7 @@ def evil_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 EVIL = [("task", "model.task.class_path"), ("conditioner", "model.conditioner.class_path"),
+        ("policy", "model.policy.class_path"),
         ("loss", "model.loss.class_path"), ("oracle", "model.task.oracle.class_path"),
         ("nested", "model.task.transform.class_path"), ("instantiator", "_instantiator"),
         ("model_class", "_class_path"), ("unknown_key", "cmd"), ("unknown_name", "not_registered_here"),
@@ -179,7 +186,7 @@ def test_load_from_checkpoint_refuses_code(evil_checkpoints) -> None:
     from lgfn.errors import CheckpointError
     from lgfn.gflownet import GFlowNet
 
-    for name in ("task", "conditioner", "loss", "oracle", "nested", "instantiator"):
+    for name in ("task", "conditioner", "policy", "loss", "oracle", "nested", "instantiator"):
         with pytest.raises(CheckpointError):
             GFlowNet.load_from_checkpoint(evil_checkpoints[name])
     assert not evil_checkpoints["marker"].exists()

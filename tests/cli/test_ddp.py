@@ -67,3 +67,22 @@ def test_two_process_ddp_is_as_good_as_one_process_with_the_same_total_batch(tmp
     print(f"mean exact L1 over β={BETAS}: 1 process {l1_one:.4f}, 2 processes {l1_two:.4f}")
     assert l1_one < 0.3  # both learned (untrained: about 1.6)
     assert l1_two <= 1.5 * l1_one + 0.03
+
+
+def test_ssr_policy_trains_under_ddp(tmp_path):
+    """The state–child scorer under two DDP processes: every parameter gets a gradient on every rank (DDP
+    fails otherwise) and the checkpoint samples."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    cmd = [sys.executable, "-m", "lgfn", "fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path / "out"),
+           "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.logger", "false",
+           "--model.policy", "ssr", "--model.backward_policy", "learned", "--data.init_args.rounds", "20"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "LGFN_NUM_THREADS": "1"}, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    path = next(tmp_path.rglob("*.ckpt"))
+    assert torch.load(path, weights_only=True)["global_step"] == 40  # 20 rounds: an online and a replay step each
+    model = load_checkpoint(path)
+    assert model.hparams.policy["class_path"].endswith("SSRPolicy")
+    traj = model.sampler.objects(16, 2.0, torch.Generator().manual_seed(0), warn=False)
+    assert len(traj.x) == 16

@@ -94,3 +94,33 @@ def test_ssr_trains_through_the_cli_and_its_checkpoint_samples(tmp_path):
     out = tmp_path / "x.csv"
     assert main(["sample", "--ckpt", str(ckpt), "--beta", "2", "--n", "20", "--out", str(out)]) == 0
     assert len(list(csv.DictReader(out.open()))) == 20
+
+
+def test_scale_with_beta_sharpens_linearly_in_beta():
+    """f(β) = exp(net(log β)) / β: with a constant net, log-probability ratios grow exactly in proportion to β,
+    as those of R^β do, at any β however far from training."""
+    cond = registry.build("conditioner", {"name": "logit", "scale_with_beta": True})
+    beta = torch.tensor([10.0, 1000.0])
+    torch.testing.assert_close(cond.logit_scale(beta), cond.scale_net(beta.log()[:, None]).exp() / beta[:, None])
+    p = Policy(HyperGrid(2, 4), cond, hidden_dim=16)
+    torch.nn.init.zeros_(cond.scale_net[-1].weight)  # net(log β) = its bias: a constant temperature times 1/β
+    states = torch.tensor([[0, 0], [1, 2]])
+    lp = {b: p.forward_log_probs(states, torch.full((2,), b)) for b in (10.0, 1000.0)}
+    torch.testing.assert_close(lp[1000.0][:, :2] - lp[1000.0][:, 2:3], 100 * (lp[10.0][:, :2] - lp[10.0][:, 2:3]),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_weight_decay_shrinks_the_policy_only():
+    from lgfn.gflownet import GFlowNet
+
+    model = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 4}, hidden_dim=8, weight_decay=0.5)
+    opt = model.configure_optimizers()
+    decay = {g["name"]: g["weight_decay"] for g in opt.param_groups}
+    assert decay == {"policy": 0.5, "z": 0.0, "scale": 0.0}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # no gradient: only the decay moves parameters
+    opt.step()
+    for name, p in model.named_parameters():
+        factor = 1 - 1e-4 * 0.5 if ".forward_net." in name or ".backward_net." in name else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
