@@ -48,3 +48,23 @@ def test_rna_offline_training_raises_high_beta_reward(tmp_path):
     after = float(trained.sampler.objects(256, 50.0, g().manual_seed(1)).raw_reward.mean())
     print("RNA offline mean fitness at β=50: untrained", before, "trained", after)
     assert after > before + 0.05
+
+
+def test_tfbind8_offline_config_trains_the_generalising_setting(tmp_path):
+    """configs/tfbind8.yaml + configs/tfbind8_offline.yaml: the ssr policy with a 1/β temperature, trained
+    offline; beyond the training range (β = 1000 against U[10, 50]) it concentrates as R^β does and its
+    mean reward is above that at β = 10."""
+    args = ["fit", "--config", str(CONFIGS / "tfbind8.yaml"), "--config", str(CONFIGS / "tfbind8_offline.yaml"),
+            "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+            "--trainer.logger", "false", "--trainer.val_check_interval", "null", "--model.eval_samples", "32",
+            "--model.eval_betas", "[10.0]", "--data.init_args.rounds", "300"]
+    assert main(args) == 0
+    model = load_checkpoint(sorted(tmp_path.rglob("*.ckpt"))[-1])
+    assert model.hparams.policy["class_path"].endswith("SSRPolicy")
+    assert model.hparams.conditioner["init_args"]["scale_with_beta"] is True
+    samples = {b: model.sampler.objects(512, b, torch.Generator().manual_seed(1), warn=False) for b in (10.0, 1000.0)}
+    distinct = {b: len(set(model.task.to_strings(t.x))) for b, t in samples.items()}
+    mean = {b: float(t.raw_reward.mean()) for b, t in samples.items()}
+    print("TFBind8 offline (300 rounds): distinct", distinct, "mean", mean)
+    assert distinct[1000.0] <= 32 < distinct[10.0]
+    assert mean[1000.0] > mean[10.0] + 0.02
