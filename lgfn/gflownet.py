@@ -39,8 +39,7 @@ class GFlowNet(LightningModule):
         hidden_dim, n_layers: size of the policy MLPs.
         backward_policy: ``learned`` (conditioned like P_F) or ``uniform``.
         lr_policy, lr_z, lr_scale, lr_flow: learning rates of α_θ (and P_B), Z_θ, f_θ and F.
-        weight_decay: decoupled weight decay of α_θ and P_B (AdamW-style; 0: plain Adam). It keeps the policy's
-            logits small where no data pins them, which keeps their ranking calibrated far beyond the training β.
+        weight_decay: decoupled weight decay of α_θ and P_B (AdamW-style; 0: plain Adam).
         grad_clip: max gradient norm (None: no clipping); the norm is logged either way.
         logit_clip: clamp α_θ to [−c, c] before scaling (None: no clamp; the official code clamps at 20).
         eval_betas: β values evaluated at validation/test, including ones outside training.
@@ -178,7 +177,8 @@ class GFlowNet(LightningModule):
         groups = [{"params": ps, "lr": lrs[name], "name": name,
                    "weight_decay": self.hparams.weight_decay if name == "policy" else 0.0}
                   for name, ps in self.policy.parameter_groups().items() if ps]
-        return torch.optim.Adam(groups, foreach=True, decoupled_weight_decay=True)  # one kernel per group, not per tensor; the same numbers
+        # one kernel per group, not per tensor; decoupled decay is a no-op at weight_decay 0 (the same numbers as Adam)
+        return torch.optim.Adam(groups, foreach=True, decoupled_weight_decay=True)
 
     # -- evaluation -----------------------------------------------------------------------------
     def val_dataloader(self) -> DataLoader:

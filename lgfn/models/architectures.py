@@ -42,7 +42,9 @@ class ActionMLP(nn.Sequential):
         super().__init__(*mlp(in_dim, hidden_dim, n_layers, out_dim))
         self.env = env
 
-    def forward(self, states: Tensor, mask: Tensor | None = None, emb: Tensor | None = None) -> Tensor:  # type: ignore[override]
+    def forward(self, states: Tensor, mask: Tensor | None = None,  # type: ignore[override]
+                emb: Tensor | None = None) -> Tensor:
+        """Logits from the state encoding (and β embedding); the mask is not needed: one output per action."""
         x = self.env.encode(states)
         if emb is not None:
             x = torch.cat([x, emb], dim=1)
@@ -76,12 +78,14 @@ class StateScorer(nn.Module):
         n, a = mask.shape
         actions = torch.arange(a, device=states.device).repeat(n)
         flat = states.repeat_interleave(a, dim=0)
-        stop = actions == self.env.stop_action if self.direction == "forward" else torch.zeros_like(actions, dtype=torch.bool)
-        move = mask.reshape(-1) & ~stop
         out = flat.clone()
         if self.direction == "forward":
+            stop = actions == self.env.stop_action
+            move = mask.reshape(-1) & ~stop
             out[move] = self.env.step(flat[move], actions[move])
-        else:
+        else:  # no stop among backward actions
+            stop = torch.zeros_like(actions, dtype=torch.bool)
+            move = mask.reshape(-1)
             out[move] = self.env.backward_step(flat[move], actions[move])[0]
         return out, stop
 
