@@ -11,7 +11,8 @@ About 40 s on 2 cores (compare ~17 s, overhead ~22 s; --profile alone ~45 s).
    gridworld r0, r1, r2 and torchgfn's "original" reward), K-hot state input, P_F an MLP of 2 hidden layers of
    256 (LeakyReLU), uniform P_B, no exploration (ε = 0), no gradient clipping, Adam (policy 1e-3, log Z 0.1).
    lgfn: ``GFlowNet(conditioner="none")`` (unconditional, β = 1; its log Z is a small MLP of a constant
-   input), trajectories sampled without gradient and re-scored in one batched pass (``flow_terms``).
+   input), trajectories sampled without gradient and re-scored in one batched pass (``flow_terms``); its β-free
+   network runs once per distinct state of a batch (and of a sampling step).
    torchgfn: ``DiscretePolicyEstimator`` + ``TBGFlowNet``, its on-policy path (log-probabilities kept while
    sampling: ``save_logprobs=True``, ``recalculate_all_logprobs=False``); ``--recompute`` adds a column for
    torchgfn sampling without gradient and re-scoring like lgfn. "len" is the mean number of actions per

@@ -22,6 +22,8 @@ class Env(ABC):
     stop_action: int
     max_steps: int
     obs_dim: int
+    slot_values: int
+    """How many values one slot of a state row takes (0 .. slot_values − 1): sizes :meth:`state_key`."""
 
     @abstractmethod
     def initial(self, n: int, device: torch.device | None = None) -> Tensor:
@@ -50,6 +52,17 @@ class Env(ABC):
     @abstractmethod
     def encode(self, states: Tensor) -> Tensor:
         """Float features ``[N, obs_dim]`` for the networks."""
+
+    def state_key(self, states: Tensor) -> Tensor | None:
+        """One int64 per state, equal exactly when the states are (the row read as a base-``slot_values``
+        number); None when such a number does not fit in 63 bits. Lets the policy run its network once per
+        distinct state of a batch."""
+        radix = self.__dict__.get("_key_radix")
+        if radix is None:
+            if self.slot_values**self.state_dim >= 2**63:
+                return None
+            radix = self.__dict__["_key_radix"] = self.slot_values ** torch.arange(self.state_dim - 1, -1, -1)
+        return (states * radix.to(states.device)).sum(1)
 
     def is_initial(self, states: Tensor) -> Tensor:
         """Bool ``[N]``: which states are s0."""

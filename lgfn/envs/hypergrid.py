@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lgfn.envs.base import Env
@@ -21,6 +20,7 @@ class HyperGrid(Env):
             raise ConfigError(f"hypergrid needs ndim >= 1 and height >= 2, got ndim={ndim}, height={height}")
         self.ndim, self.height = ndim, height
         self.state_dim = ndim
+        self.slot_values = height
         self.n_actions = ndim + 1
         self.n_bwd_actions = ndim
         self.stop_action = ndim
@@ -37,19 +37,22 @@ class HyperGrid(Env):
         return torch.cat([grow, torch.ones_like(grow[:, :1])], dim=1)
 
     def step(self, states: Tensor, actions: Tensor) -> Tensor:
-        return states + F.one_hot(actions, self.n_actions)[:, : self.ndim]
+        return states.scatter_add(1, actions[:, None], torch.ones_like(actions[:, None]))
 
     def backward_mask(self, states: Tensor) -> Tensor:
         return states > 0
 
     def backward_step(self, states: Tensor, bwd_actions: Tensor) -> tuple[Tensor, Tensor]:
-        return states - F.one_hot(bwd_actions, self.ndim), bwd_actions
+        return states.scatter_add(1, bwd_actions[:, None], -torch.ones_like(bwd_actions[:, None])), bwd_actions
 
     def bwd_action_of(self, states: Tensor, actions: Tensor) -> Tensor:
         return actions
 
     def encode(self, states: Tensor) -> Tensor:
-        return F.one_hot(states, self.height).flatten(1).float()
+        """K-hot: coordinate i's value set in block i. A scatter, not ``F.one_hot``, whose range check reads the
+        values back to the host on every call."""
+        slots = states + self.height * torch.arange(self.ndim, device=states.device)
+        return torch.zeros(len(states), self.obs_dim, device=states.device).scatter_(1, slots, 1.0)
 
     def all_states(self) -> Tensor:
         grids = torch.meshgrid(*[torch.arange(self.height)] * self.ndim, indexing="ij")

@@ -7,7 +7,6 @@ last token; the object x is a full row (length L).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lgfn.envs.base import Env
@@ -25,12 +24,14 @@ class _Sequence(Env):
         self.vocab_size, self.length = vocab_size, length
         self.pad = vocab_size
         self.state_dim = length
+        self.slot_values = vocab_size + 1  # tokens and the pad
         self.max_steps = length + 1
         self.obs_dim = length * vocab_size
         total = sum(vocab_size**k for k in range(length + 1))
         self.n_states = total if total <= ENUMERABLE_MAX_STATES else None
-        self._radix = vocab_size ** torch.arange(length - 1, -1, -1)
-        self._offsets = torch.tensor([sum(vocab_size**j for j in range(k)) for k in range(length + 1)])
+        if self.n_states is not None:  # indexing is for enumeration only (and would overflow int64 beyond it)
+            self._radix = vocab_size ** torch.arange(length - 1, -1, -1)
+            self._offsets = torch.tensor([sum(vocab_size**j for j in range(k)) for k in range(length + 1)])
 
     def initial(self, n: int, device: torch.device | None = None) -> Tensor:
         return torch.full((n, self.length), self.pad, dtype=torch.long, device=device)
@@ -42,7 +43,12 @@ class _Sequence(Env):
         return self.lengths(states)
 
     def encode(self, states: Tensor) -> Tensor:
-        return F.one_hot(states, self.vocab_size + 1)[..., : self.vocab_size].flatten(1).float()
+        """One-hot per slot, all zeros for the pad. A scatter, not ``F.one_hot``, whose range check reads the
+        values back to the host on every call; pads land in one spare column that is cut off."""
+        slots = states + self.vocab_size * torch.arange(self.length, device=states.device)
+        slots = torch.where(states == self.pad, self.obs_dim, slots)
+        out = torch.zeros(len(states), self.obs_dim + 1, device=states.device).scatter_(1, slots, 1.0)
+        return out[:, : self.obs_dim]
 
     def _append(self, states: Tensor, tokens: Tensor) -> Tensor:
         out = states.clone()
@@ -58,9 +64,12 @@ class _Sequence(Env):
         out[rows, last] = self.pad
         return out, removed
 
-    def all_states(self) -> Tensor:
+    def _check_enumerable(self) -> None:
         if self.n_states is None:
             raise NotImplementedError(f"{self.vocab_size}^{self.length} sequences are too many to enumerate")
+
+    def all_states(self) -> Tensor:
+        self._check_enumerable()
         rows = [self.initial(1)]
         for k in range(1, self.length + 1):
             idx = torch.arange(self.vocab_size**k)
@@ -69,6 +78,7 @@ class _Sequence(Env):
         return torch.cat(rows)
 
     def state_index(self, states: Tensor) -> Tensor:
+        self._check_enumerable()
         n = self.lengths(states)
         tokens = torch.where(states == self.pad, 0, states)
         # left-aligned digits: shift so that a length-n state is an n-digit base-V number

@@ -57,7 +57,24 @@ class Policy(nn.Module):
 
     def _logits(self, net: nn.Module, states: Tensor, cond: tuple[Tensor | None, Tensor | None], mask: Tensor) -> Tensor:
         emb, scale = cond
-        return self._scaled(net(states, mask, emb), scale, mask)
+        alpha = net(states, mask, emb) if emb is not None else self._alpha_of_distinct(net, states, mask)
+        return self._scaled(alpha, scale, mask)
+
+    def _alpha_of_distinct(self, net: nn.Module, states: Tensor, mask: Tensor) -> Tensor:
+        """A β-free network's logits, computed once per distinct state and gathered back to every row.
+
+        The trajectories of a batch share states (all start at s0, grids and short prefixes recur), and on a CPU
+        the network is most of a step's cost: 2-D grid batches hold ~10% distinct states, 4-D ~35%. Only on the
+        CPU: ``torch.unique`` waits for the device, which would cost a GPU more than the arithmetic it saves.
+        """
+        key = self.env.state_key(states) if states.device.type == "cpu" else None
+        if key is None:
+            return net(states, mask)
+        distinct, inverse = torch.unique(key, return_inverse=True)
+        if len(distinct) == len(key):
+            return net(states, mask)
+        first = torch.empty_like(distinct).scatter_(0, inverse, torch.arange(len(key), device=key.device))
+        return net(states[first], mask[first])[inverse]
 
     def _scaled(self, alpha: Tensor, scale: Tensor | None, mask: Tensor) -> Tensor:
         """α scaled by the conditioner and clamped, −inf where the action is not allowed."""

@@ -70,9 +70,10 @@ def _draw(probs: Tensor, generator: torch.Generator | None) -> Tensor:
                             "learning rates (model.lr_*), narrow the β range or set model.grad_clip") from None
 
 
-def _mix_uniform(log_probs: Tensor, mask: Tensor, epsilon: float) -> Tensor:
+def _mix_uniform(log_probs: Tensor, epsilon: float) -> Tensor:
     probs = log_probs.exp()
     if epsilon > 0:
+        mask = torch.isfinite(log_probs)
         uniform = mask.float() / mask.sum(1, keepdim=True)
         probs = (1 - epsilon) * probs + epsilon * uniform
     return probs
@@ -93,7 +94,6 @@ def sample_forward(
     history = [states]
     actions = torch.full((n, T), -1, dtype=torch.long, device=device)
     bwd = torch.full((n, T), -1, dtype=torch.long, device=device)
-    lengths = torch.zeros(n, dtype=torch.long, device=device)
     active = torch.arange(n, device=device)
     emb, temp = policy.condition(beta)
     for t in range(T):
@@ -101,19 +101,19 @@ def sample_forward(
             break
         s = states[active]
         log_probs = policy.forward_log_probs(s, beta[active], rows_of((emb, temp), active))
-        probs = _mix_uniform(log_probs, torch.isfinite(log_probs), epsilon)
+        probs = _mix_uniform(log_probs, epsilon)
         a = _draw(probs, generator)
         actions[active, t] = a
-        move = a != env.stop_action
+        go_on = (a != env.stop_action).nonzero().squeeze(1)  # the step's one read-back: who goes on
+        s, a, active = s[go_on], a[go_on], active[go_on]
         states = states.clone()
-        states[active[move]] = env.step(s[move], a[move])
-        bwd[active[move], t] = env.bwd_action_of(s[move], a[move])
-        lengths[active[~move]] = t + 1
-        active = active[move]
+        states[active] = env.step(s, a)
+        bwd[active, t] = env.bwd_action_of(s, a)
         history.append(states)
     if len(active):
         raise RuntimeError(f"{type(env).__name__}: trajectories did not stop within max_steps={T}")
     history += [states] * (T + 1 - len(history))
+    lengths = (actions >= 0).sum(1)  # actions are −1 after the stop
     zeros = torch.zeros(n, device=device)
     return Trajectories(torch.stack(history, 1), actions, bwd, lengths, beta, zeros, zeros.double())
 

@@ -15,6 +15,18 @@ def test_enumeration_and_index_agree(env):
 
 
 @pytest.mark.parametrize("env", ENVS, ids=lambda e: type(e).__name__)
+def test_state_keys_are_distinct_exactly_when_states_are(env):
+    states = env.all_states()
+    assert len(torch.unique(env.state_key(states))) == len(states)
+    assert torch.equal(env.state_key(states[[3, 3, 0]]), env.state_key(states)[[3, 3, 0]])
+
+
+def test_no_state_key_when_it_would_overflow():
+    env = PrependAppend(15, 16)  # 16^16 > 2^63
+    assert env.state_key(env.initial(2)) is None
+
+
+@pytest.mark.parametrize("env", ENVS, ids=lambda e: type(e).__name__)
 def test_backward_step_undoes_every_forward_step(env):
     states = env.all_states()
     mask = env.forward_mask(states)
