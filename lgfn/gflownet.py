@@ -16,8 +16,7 @@ from lgfn.checkpoints import FORMAT, load_model
 from lgfn.errors import TrainingError
 from lgfn.losses.base import FlowTerms, Loss
 from lgfn.metrics.evaluation import evaluate, log_heatmap
-from lgfn.models.conditioners import Conditioner
-from lgfn.models.policy import Policy
+from lgfn.models.policy import Policy, PolicyEnsemble
 from lgfn.registry import ComponentSpec
 from lgfn.sampling.sampler import Sampler
 from lgfn.sampling.trajectories import Trajectories, rows_of
@@ -40,6 +39,8 @@ class GFlowNet(LightningModule):
         backward_policy: ``learned`` (conditioned like P_F) or ``uniform``.
         lr_policy, lr_z, lr_scale, lr_flow: learning rates of α_θ (and P_B), Z_θ, f_θ and F.
         weight_decay: decoupled weight decay of α_θ and P_B (AdamW-style; 0: plain Adam).
+        ensemble: train this many policies side by side (each its own α_θ, f_θ, Z_θ, P_B and loss on the same
+            trajectories) and sample with the mean of their scaled logits (see :class:`PolicyEnsemble`).
         grad_clip: max gradient norm (None: no clipping); the norm is logged either way.
         logit_clip: clamp α_θ to [−c, c] before scaling (None: no clamp; the official code clamps at 20).
         eval_betas: β values evaluated at validation/test, including ones outside training.
@@ -62,6 +63,7 @@ class GFlowNet(LightningModule):
         lr_scale: float = 1e-4,
         lr_flow: float = 1e-4,
         weight_decay: float = 0.0,
+        ensemble: int = 1,
         grad_clip: float | None = 10.0,
         logit_clip: float | None = 20.0,
         eval_betas: list[float] = [1.0, 2.0, 3.0, 10.0],  # noqa: B006 (jsonargparse needs a literal default)
@@ -73,12 +75,16 @@ class GFlowNet(LightningModule):
         self.save_hyperparameters()
         self.hparams.update(specs)  # checkpoints hold resolved {class_path, init_args}, every default filled in
         self.task: Task = registry.build("task", specs["task"])
-        cond: Conditioner = registry.build("conditioner", specs["conditioner"])
         self.loss_fn: Loss = registry.build("loss", specs["loss"])
-        self.policy = Policy(
-            self.task.env, cond, registry.build("policy", specs["policy"]), hidden_dim, n_layers,
-            learned_backward=backward_policy == "learned", state_flow=self.loss_fn.needs_flow, logit_clip=logit_clip,
-        )
+        members = [
+            Policy(self.task.env, registry.build("conditioner", specs["conditioner"]),
+                   registry.build("policy", specs["policy"]), hidden_dim, n_layers,
+                   learned_backward=backward_policy == "learned", state_flow=self.loss_fn.needs_flow,
+                   logit_clip=logit_clip)
+            for _ in range(ensemble)
+        ]
+        self.policy: Policy | PolicyEnsemble = members[0] if ensemble == 1 else PolicyEnsemble(members)
+        cond = members[0].conditioner
         if cond.fixed_beta is not None:
             self.hparams.eval_betas = [cond.fixed_beta]
         self.sampler = Sampler(self.task, self.policy)  # what data modules, evaluation and `lgfn sample` draw with
@@ -88,10 +94,18 @@ class GFlowNet(LightningModule):
         self.nonfinite_steps = 0
 
     # -- training ------------------------------------------------------------------------------
-    def flow_terms(self, traj: Trajectories) -> FlowTerms:
-        """Log-probabilities and log-flows of a batch: one network call per network over its states."""
+    def loss(self, traj: Trajectories) -> Tensor:
+        """The loss of a batch: the mean of the members' losses for an ensemble (their parameters are disjoint, so
+        each member's gradient is its own loss's)."""
+        members = self.policy.members
+        losses = [self.loss_fn(self.flow_terms(traj, member)) for member in members]
+        return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+
+    def flow_terms(self, traj: Trajectories, policy: Policy | None = None) -> FlowTerms:
+        """Log-probabilities and log-flows of a batch under ``policy`` (default: the model's, or an ensemble's first
+        member): one network call per network over its states."""
         B, T = traj.actions.shape
-        env, policy = self.task.env, self.policy
+        env, policy = self.task.env, policy if policy is not None else self.policy.members[0]
         valid = traj.valid
         beta_bt = traj.beta[:, None].expand(B, T)
         states_bt = traj.states[:, :-1]
@@ -121,7 +135,7 @@ class GFlowNet(LightningModule):
         traj = traj.to(self.device)
         if not len(traj):  # the oracle scored none of this batch's objects
             return self._skip_step()
-        loss = self.loss_fn(self.flow_terms(traj))
+        loss = self.loss(traj)
         if not bool(torch.isfinite(loss)):
             self._nonfinite(f"loss {float(loss):g}")
             return self._skip_step()

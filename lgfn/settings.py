@@ -39,8 +39,8 @@ def check_model_settings(**args: Any) -> dict[str, Any]:
     Returns the component specs resolved against the registry (``{class_path, init_args}``).
     """
     components.load()
-    check_counts("model", **{k: args[k] for k in ("hidden_dim", "n_layers", "eval_samples", "nonfinite_patience")
-                             if k in args})
+    counts = ("hidden_dim", "n_layers", "eval_samples", "nonfinite_patience", "ensemble")
+    check_counts("model", **{k: args[k] for k in counts if k in args})
     for key in ("lr_policy", "lr_z", "lr_scale", "lr_flow", "grad_clip", "logit_clip"):
         value = args.get(key)
         optional = key in ("grad_clip", "logit_clip")

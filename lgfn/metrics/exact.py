@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lgfn.models.policy import Policy
+from lgfn.models.policy import Policy, PolicyEnsemble
 from lgfn.tasks.base import Task
 
 
@@ -29,7 +29,7 @@ def _alpha(policy: Policy, states: Tensor, start: int, stop: int) -> Tensor:
 
 
 @torch.no_grad()
-def terminal_distribution(task: Task, policy: Policy, beta: float, chunk: int = 65536) -> Tensor:
+def terminal_distribution(task: Task, policy: Policy | PolicyEnsemble, beta: float, chunk: int = 65536) -> Tensor:
     """p_θ(x|β) of every object (``task.terminal_objects()`` order), float64.
 
     The probability of reaching each state is pushed level by level (states sorted by
@@ -85,7 +85,7 @@ class ExactEvaluation:
     target: Tensor
 
 
-def evaluate_exact(task: Task, policy: Policy, beta: float) -> ExactEvaluation:
+def evaluate_exact(task: Task, policy: Policy | PolicyEnsemble, beta: float) -> ExactEvaluation:
     """L1 distance Σ|p_θ − R^β/Z| and |log Z_θ(β) − log Z(β)| at β."""
     learned = terminal_distribution(task, policy, beta)
     target, log_z = target_distribution(task, beta)

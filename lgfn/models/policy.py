@@ -126,6 +126,15 @@ class Policy(nn.Module):
         x = torch.cat([self.env.encode(states), self.conditioner.features(beta)], dim=1)
         return self.flow_net(x).squeeze(1)
 
+    @property
+    def members(self) -> list["Policy"]:
+        """The policies that are trained, each with its own loss: this one (see :class:`PolicyEnsemble`)."""
+        return [self]
+
+    def set_range(self, low: float, high: float) -> None:
+        """Fix the β range of the conditioner (a thermometer code's; kept in checkpoints)."""
+        self.conditioner.set_range(low, high)
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by optimiser group: policy, z, scale, flow (each may get its own learning rate)."""
         scale = list(self.conditioner.scale_net.parameters()) if self.conditioner.scale_net is not None else []
@@ -136,3 +145,63 @@ class Policy(nn.Module):
         policy = [p for p in self.parameters() if id(p) not in taken]
         return {"policy": policy, "z": z, "scale": scale, "flow": flow}
 
+
+
+class PolicyEnsemble(nn.Module):
+    """K policies trained side by side that sample as one: P_F(· | s; β) = softmax(mean_k α_k(s, ·) / f_k(β)).
+
+    Each member has its own α_θ, f_θ, Z_θ (and P_B) and its own loss on the same trajectories, so the members
+    differ by their initialisation only. Far from the data their learned rankings err independently; the mean of
+    their scaled logits is, for log-flows, the geometric mean of the members' learned rewards, sampled at β, which
+    averages those errors out where a single policy follows its own (offline TFBind8: see ``model.ensemble``).
+    It offers the sampling side of :class:`Policy` (training goes through :attr:`members`).
+    """
+
+    def __init__(self, members: list[Policy]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.env = members[0].env
+
+    @property
+    def conditioner(self) -> Conditioner:
+        """The first member's: the members share the conditioner's settings (fixed β, range)."""
+        return self.members[0].conditioner
+
+    @property
+    def backward_net(self) -> nn.Module | None:
+        return self.members[0].backward_net
+
+    alpha_is_beta_free = False  # one network pass per β: the mean is over scaled logits
+
+    def set_range(self, low: float, high: float) -> None:
+        for member in self.members:
+            member.conditioner.set_range(low, high)
+
+    def condition(self, beta: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """Nothing precomputed: each member conditions its own rows (see :meth:`forward_log_probs`)."""
+        return None, None
+
+    def _mean_log_probs(self, logits: list[Tensor]) -> Tensor:
+        return torch.stack(logits).mean(0).log_softmax(dim=1)
+
+    def forward_log_probs(self, states: Tensor, beta: Tensor, cond: object = None) -> Tensor:
+        mask = self.env.forward_mask(states)
+        return self._mean_log_probs([m._logits(m.forward_net, states, m.condition(beta), mask) for m in self.members])
+
+    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: object = None) -> Tensor:
+        if self.backward_net is None:
+            return self.members[0].backward_log_probs(states, beta)
+        mask = self.env.backward_mask(states)
+        return self._mean_log_probs([m._logits(m.backward_net, states, m.condition(beta), mask)
+                                     for m in self.members])
+
+    def log_z(self, beta: Tensor) -> Tensor:
+        """The members' mean log Z_θ(β): an estimate, as the ensemble's own normaliser is not trained."""
+        return torch.stack([m.log_z(beta) for m in self.members]).mean(0)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups: dict[str, list[nn.Parameter]] = {}
+        for member in self.members:
+            for name, params in member.parameter_groups().items():
+                groups.setdefault(name, []).extend(params)
+        return groups

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lgfn.errors import ConfigError
-from lgfn.models.policy import Policy
+from lgfn.models.policy import Policy, PolicyEnsemble
 from lgfn.sampling.trajectories import Trajectories, sample_backward, sample_forward
 from lgfn.settings import positive
 from lgfn.tasks.base import Task
@@ -29,7 +29,7 @@ Subscriber = Callable[[Trajectories, int], None]
 class Sampler:
     """Draws trajectories with a policy over a task's MDP, at any β, and scores their objects."""
 
-    def __init__(self, task: Task, policy: Policy) -> None:
+    def __init__(self, task: Task, policy: Policy | PolicyEnsemble) -> None:
         self.task, self.policy = task, policy
         self.trained_beta: tuple[float, float] | None = None
         fixed = policy.conditioner.fixed_beta
@@ -50,7 +50,7 @@ class Sampler:
     def set_training_range(self, low: float, high: float) -> None:
         """The β range of the training distributions: fixes a thermometer code's range and is kept in
         checkpoints (sampling outside it warns)."""
-        self.policy.conditioner.set_range(low, high)
+        self.policy.set_range(low, high)
         self.trained_beta = (low, high)
 
     def subscribe(self, subscriber: Subscriber) -> None:

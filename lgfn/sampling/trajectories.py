@@ -9,7 +9,7 @@ from torch import Tensor
 
 from lgfn.envs.base import Env
 from lgfn.errors import TrainingError
-from lgfn.models.policy import Policy
+from lgfn.models.policy import Policy, PolicyEnsemble
 
 
 @dataclass
@@ -81,7 +81,7 @@ def _mix_uniform(log_probs: Tensor, epsilon: float) -> Tensor:
 
 @torch.no_grad()
 def sample_forward(
-    env: Env, policy: Policy, beta: Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None
+    env: Env, policy: Policy | PolicyEnsemble, beta: Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None
 ) -> Trajectories:
     """Roll out len(beta) trajectories with P_F(·|·; β), mixed with ε-uniform exploration.
 
@@ -120,7 +120,7 @@ def sample_forward(
 
 @torch.no_grad()
 def sample_backward(
-    env: Env, policy: Policy, x: Tensor, beta: Tensor, generator: torch.Generator | None = None
+    env: Env, policy: Policy | PolicyEnsemble, x: Tensor, beta: Tensor, generator: torch.Generator | None = None
 ) -> Trajectories:
     """Draw a trajectory to each object x backwards with P_B(·|·; β), returned in forward order."""
     n, device = len(x), x.device

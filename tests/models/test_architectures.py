@@ -1,4 +1,4 @@
-"""Policy architectures (``mlp``, ``ssr``) and the official multiplicative logit scaling."""
+"""Policy architectures (``mlp``, ``ssr``), ensembles through the CLI and the official multiplicative logit scaling."""
 
 import csv
 
@@ -11,7 +11,8 @@ from lgfn.cli.sample import load_checkpoint
 from lgfn.envs import PrependAppend
 from lgfn.envs.hypergrid import HyperGrid
 from lgfn.metrics.exact import evaluate_exact
-from lgfn.models.policy import Policy
+from lgfn.gflownet import GFlowNet
+from lgfn.models.policy import Policy, PolicyEnsemble
 
 SEQ = PrependAppend(3, 3)
 
@@ -73,22 +74,28 @@ def test_official_scaling_multiplies_then_clamps_and_saturates_beyond_the_data()
     torch.testing.assert_close(probs[mask], (1 / mask.sum(1, keepdim=True).float()).expand_as(mask)[mask])
 
 
-def test_ssr_trains_through_the_cli_and_its_checkpoint_samples(tmp_path):
-    """`lgfn fit` with model.policy: ssr learns the grid (exact L1 falls well below the untrained one's), and
-    `lgfn sample` reads its checkpoint."""
+@pytest.mark.parametrize("option", ["ssr", "ensemble"])
+def test_trains_through_the_cli_and_its_checkpoint_samples(tmp_path, option):
+    """`lgfn fit` with model.policy: ssr, or model.ensemble: 2, learns the grid (exact L1 falls well below the
+    untrained one's), the checkpoint rebuilds the same networks, and `lgfn sample` reads it."""
+    extra = ["--model.policy", "ssr"] if option == "ssr" else ["--model.ensemble", "2"]
     args = ["fit", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), "--seed_everything", "0",
-            "--model.task", '{"name": "gridworld", "ndim": 2, "height": 4}', "--model.policy", "ssr",
+            "--model.task", '{"name": "gridworld", "ndim": 2, "height": 4}', *extra,
             "--model.hidden_dim", "32", "--model.lr_policy", "1e-3", "--model.lr_scale", "1e-3",
             "--model.eval_betas", "[1.0, 3.0]", "--model.eval_samples", "32",
             "--data.init_args.rounds", "150", "--data.init_args.epsilon", "0.05"]
     assert main(args) == 0
     ckpt = next(tmp_path.rglob("*.ckpt"))
     model = load_checkpoint(ckpt)
-    assert model.hparams.policy["class_path"] == "lgfn.models.architectures.SSRPolicy"
+    if option == "ssr":
+        assert model.hparams.policy["class_path"] == "lgfn.models.architectures.SSRPolicy"
+        fresh = ssr_policy(model.task.env, "logit")
+    else:
+        assert isinstance(model.policy, PolicyEnsemble) and len(model.policy.members) == 2
+        torch.manual_seed(0)
+        fresh = GFlowNet(task=model.hparams.task, ensemble=2, hidden_dim=32).policy
     trained = [evaluate_exact(model.task, model.policy, b).l1 for b in (1.0, 3.0)]
-    torch.manual_seed(0)
-    fresh = ssr_policy(model.task.env, "logit")
     untrained = [evaluate_exact(model.task, fresh, b).l1 for b in (1.0, 3.0)]
     assert all(t < 0.5 * u for t, u in zip(trained, untrained)), (trained, untrained)
     out = tmp_path / "x.csv"

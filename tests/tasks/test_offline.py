@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from lgfn.cli import main
 from lgfn.cli.sample import load_checkpoint
@@ -51,15 +52,18 @@ def test_rna_offline_training_raises_high_beta_reward(tmp_path):
 
 
 def test_tfbind8_offline_config_trains_the_generalising_setting(tmp_path):
-    """configs/tfbind8.yaml + configs/tfbind8_offline.yaml: the ssr policy with a 1/β temperature, trained
-    offline; beyond the training range (β = 1000 against U[10, 50]) it concentrates as R^β does and its
+    """configs/tfbind8.yaml + configs/tfbind8_offline.yaml: an ensemble of ssr policies with a 1/β temperature,
+    trained offline; beyond the training range (β = 1000 against U[10, 50]) it concentrates as R^β does and its
     mean reward is above that at β = 10."""
     args = ["fit", "--config", str(CONFIGS / "tfbind8.yaml"), "--config", str(CONFIGS / "tfbind8_offline.yaml"),
             "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
             "--trainer.logger", "false", "--trainer.val_check_interval", "null", "--model.eval_samples", "32",
-            "--model.eval_betas", "[10.0]", "--data.init_args.rounds", "300"]
+            "--model.eval_betas", "[10.0]", "--data.init_args.rounds", "300",
+            "--model.ensemble", "2"]  # the config's 5 members cost 5× one's; the suite trains 2
+    assert yaml.safe_load((CONFIGS / "tfbind8_offline.yaml").read_text())["model"]["ensemble"] == 5
     assert main(args) == 0
     model = load_checkpoint(sorted(tmp_path.rglob("*.ckpt"))[-1])
+    assert len(model.policy.members) == 2
     assert model.hparams.policy["class_path"].endswith("SSRPolicy")
     assert model.hparams.conditioner["init_args"]["scale_with_beta"] is True
     samples = {b: model.sampler.objects(512, b, torch.Generator().manual_seed(1), warn=False) for b in (10.0, 1000.0)}
