@@ -14,11 +14,11 @@ from lgfn.tasks.base import Task
 _ALPHA: dict[str, object] = {}  # the last β-free policy's α over every state, with the weights it was computed at
 
 
-def _alpha(policy: Policy, states: Tensor, start: int, stop: int) -> Tensor:
+def _alpha(policy: Policy | PolicyEnsemble, states: Tensor, start: int, stop: int) -> Tensor:
     """α_θ of states[start:stop] for a β-free policy, computed once per set of weights (an evaluation asks for
     several β in a row, and on QM9 the 177k-state pass is most of an evaluation's time)."""
-    version = (id(policy), tuple(p._version for p in policy.forward_net.parameters()),
-               tuple(p.data_ptr() for p in policy.forward_net.parameters()), len(states))
+    params = list(policy.parameters())
+    version = (id(policy), tuple(p._version for p in params), tuple(p.data_ptr() for p in params), len(states))
     if _ALPHA.get("version") != version:
         _ALPHA.clear()
         _ALPHA["version"] = version

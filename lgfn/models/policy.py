@@ -171,7 +171,19 @@ class PolicyEnsemble(nn.Module):
     def backward_net(self) -> nn.Module | None:
         return self.members[0].backward_net
 
-    alpha_is_beta_free = False  # one network pass per β: the mean is over scaled logits
+    @property
+    def alpha_is_beta_free(self) -> bool:
+        return all(m.alpha_is_beta_free for m in self.members)
+
+    def forward_alpha(self, states: Tensor) -> Tensor:
+        """Every member's β-free α_θ(s, ·): [K, N, n_actions]."""
+        return torch.stack([m.forward_alpha(states) for m in self.members])
+
+    def forward_log_probs_from(self, alpha: Tensor, states: Tensor, beta: Tensor) -> Tensor:
+        """log P_F from ``forward_alpha(states)``, without running the networks again for each β."""
+        mask = self.env.forward_mask(states)
+        return self._mean_log_probs([m._scaled(a, m.conditioner.logit_scale(beta), mask)
+                                     for m, a in zip(self.members, alpha)])
 
     def set_range(self, low: float, high: float) -> None:
         for member in self.members:

@@ -8,10 +8,10 @@ from lgfn.registry import register_task
 from lgfn.tasks.base import RewardTransform, Task
 
 
-def _model(task, conditioner="logit_layer", policy="mlp"):
+def _model(task, conditioner="logit_layer", policy="mlp", ensemble=1):
     torch.manual_seed(0)
-    m = GFlowNet(task=task, conditioner=conditioner, policy=policy)
-    m.policy.conditioner.set_range(1.0, 3.0)
+    m = GFlowNet(task=task, conditioner=conditioner, policy=policy, ensemble=ensemble)
+    m.policy.set_range(1.0, 3.0)
     return m
 
 
@@ -83,12 +83,14 @@ def test_dp_matches_monte_carlo_on_tfbind8():
     assert float(p.max()) > 10 / 4**8  # the policy is indeed peaked
 
 
-def test_a_beta_free_policy_is_run_once_for_every_beta(monkeypatch):
-    """Logit-GFN's α ignores β: the exact DP reuses one pass over all states for each β, with the same numbers."""
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_a_beta_free_policy_is_run_once_for_every_beta(monkeypatch, ensemble):
+    """Logit-GFN's α ignores β: the exact DP reuses one pass over all states for each β, with the same numbers
+    (an ensemble: one pass of each member)."""
     import lgfn.metrics.exact as exact
-    from lgfn.models.policy import Policy
+    from lgfn.models.policy import Policy, PolicyEnsemble
 
-    model = _model({"name": "gridworld", "ndim": 2, "height": 5}, conditioner="logit")
+    model = _model({"name": "gridworld", "ndim": 2, "height": 5}, conditioner="logit", ensemble=ensemble)
     assert model.policy.alpha_is_beta_free
     depths = len(set(model.task.env.depth(model.task.env.all_states()).tolist()))
     calls = []
@@ -96,7 +98,7 @@ def test_a_beta_free_policy_is_run_once_for_every_beta(monkeypatch):
     monkeypatch.setattr(model.policy, "forward_alpha", lambda states: calls.append(len(states)) or forward(states))
     shared = [terminal_distribution(model.task, model.policy, b) for b in (1.0, 2.0, 7.0)]
     assert len(calls) == depths  # one pass per depth level, for all three β
-    weight = next(model.policy.forward_net.parameters())
+    weight = next(model.policy.members[-1].forward_net.parameters())
     saved = weight.detach().clone()
     with torch.no_grad():
         weight.add_(0.1)  # new weights: computed afresh
@@ -106,5 +108,6 @@ def test_a_beta_free_policy_is_run_once_for_every_beta(monkeypatch):
         weight.copy_(saved)
     exact._ALPHA.clear()
     monkeypatch.setattr(Policy, "alpha_is_beta_free", property(lambda self: False))
+    monkeypatch.setattr(PolicyEnsemble, "alpha_is_beta_free", property(lambda self: False))
     for beta, p in zip((1.0, 2.0, 7.0), shared):
         assert torch.equal(terminal_distribution(model.task, model.policy, beta), p)
