@@ -73,6 +73,7 @@ FIT_CASES = [
     ("unknown policy", ["--model.policy", "ssrr"], ["model.policy", "ssr"]),
     ("bad ssr size", ["--model.policy", "{name: ssr, embed_dim: 0}"], ["model.policy", "embed_dim"]),
     ("negative weight_decay", ["--model.weight_decay", "-1"], ["model.weight_decay"]),
+    ("ensemble 0", ["--model.ensemble", "0"], ["model.ensemble", ">= 1"]),
     ("scale_with_beta and multiply", ["--model.conditioner", "{name: logit_official, scale_with_beta: true}"],
      ["model.conditioner", "scale_with_beta"]),
     ("unknown task argument", ["--model.task", "{name: gridworld, hieght: 4}"], ["model.task", "hieght"]),
