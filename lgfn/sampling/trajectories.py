@@ -81,7 +81,8 @@ def _mix_uniform(log_probs: Tensor, epsilon: float) -> Tensor:
 
 @torch.no_grad()
 def sample_forward(
-    env: Env, policy: Policy | PolicyEnsemble, beta: Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None
+    env: Env, policy: Policy | PolicyEnsemble, beta: Tensor, epsilon: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> Trajectories:
     """Roll out len(beta) trajectories with P_F(·|·; β), mixed with ε-uniform exploration.
 
