@@ -101,11 +101,11 @@ class GFlowNet(LightningModule):
         losses = [self.loss_fn(self.flow_terms(traj, member)) for member in members]
         return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
 
-    def flow_terms(self, traj: Trajectories, policy: Policy | None = None) -> FlowTerms:
-        """Log-probabilities and log-flows of a batch under ``policy`` (default: the model's, or an ensemble's first
-        member): one network call per network over its states."""
+    def flow_terms(self, traj: Trajectories, policy: Policy | PolicyEnsemble | None = None) -> FlowTerms:
+        """Log-probabilities and log-flows of a batch under ``policy`` (default: the model's; an ensemble's is its
+        mean policy): one network call per network over its states."""
         B, T = traj.actions.shape
-        env, policy = self.task.env, policy if policy is not None else self.policy.members[0]
+        env, policy = self.task.env, policy if policy is not None else self.policy
         valid = traj.valid
         beta_bt = traj.beta[:, None].expand(B, T)
         states_bt = traj.states[:, :-1]

@@ -105,8 +105,8 @@ def test_nonfinite_steps_are_skipped_and_stop_the_run(tmp_path, capsys, monkeypa
 
     flow_terms = GFlowNet.flow_terms
 
-    def poisoned(self, traj):  # every other step's loss is infinite, as with a β range far too wide
-        terms = flow_terms(self, traj)
+    def poisoned(self, traj, *member):  # every other step's loss is infinite, as with a β range far too wide
+        terms = flow_terms(self, traj, *member)
         if self.global_step % 2:
             terms.log_reward_beta[0] = float("inf")
         return terms
