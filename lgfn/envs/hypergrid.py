@@ -27,7 +27,6 @@ class HyperGrid(Env):
         self.max_steps = ndim * (height - 1) + 1
         self.obs_dim = ndim * height
         self.n_states = height**ndim
-        self._radix = height ** torch.arange(ndim - 1, -1, -1)
 
     def initial(self, n: int, device: torch.device | None = None) -> Tensor:
         return torch.zeros(n, self.ndim, dtype=torch.long, device=device)
@@ -61,11 +60,11 @@ class HyperGrid(Env):
 
     def state_index(self, states: Tensor) -> Tensor:
         # position in all_states(): rank by (depth, lexicographic index)
-        return self._order().to(states.device)[(states * self._radix.to(states.device)).sum(1)]
+        return self._order().to(states.device)[self.state_key(states)]
 
     def _order(self) -> Tensor:
         if not hasattr(self, "_order_cache"):
-            lex = (self.all_states() * self._radix).sum(1)
+            lex = self.state_key(self.all_states())
             order = torch.empty_like(lex)
             order[lex] = torch.arange(len(lex))
             self._order_cache = order
