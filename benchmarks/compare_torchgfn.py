@@ -310,8 +310,9 @@ def plain_run(rounds: int, hidden: int, marks: list[int], profiler: Any = None) 
 def overhead(args: argparse.Namespace) -> dict[str, float]:
     """ms/step of lgfn fit (long run minus short run; and the loop's own clock) and of the plain loop."""
     got: dict[str, list[float]] = {k: [] for k in ("fit", "fit_cpu", "fit_loop", "fit_loop_cpu", "plain", "plain_cpu")}
-    fit_run(args.short_rounds, args.hidden)  # warm-up: imports, first-call costs
-    marks = (2 * args.short_rounds, 2 * args.long_rounds)  # the steps at which the two fit runs end (checked)
+    # warm-up (imports, first-call costs), which also counts the steps at which the two runs end: 2 a round once
+    # the replay buffer is ready, 1 before (the same seed: the same count every time, checked below)
+    marks = (fit_run(args.short_rounds, args.hidden)["steps"], fit_run(args.long_rounds, args.hidden)["steps"])
     for rep in range(args.repeats):
         if rep % 2:  # alternate the order of the three runs
             plain = plain_run(args.long_rounds, args.hidden, list(marks))

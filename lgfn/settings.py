@@ -52,6 +52,8 @@ def check_model_settings(**args: Any) -> dict[str, Any]:
         raise ConfigError(f"model.weight_decay = {decay!r}: must be 0 (off) or a positive finite number")
     if args.get("backward_policy", "learned") not in ("learned", "uniform"):
         raise ConfigError(f"model.backward_policy = {args['backward_policy']!r}: must be 'learned' or 'uniform'")
+    if args.get("ensemble_data", "shared") not in ("shared", "split"):
+        raise ConfigError(f"model.ensemble_data = {args['ensemble_data']!r}: must be 'shared' or 'split'")
     betas = args.get("eval_betas", [1.0])
     if not isinstance(betas, (list, tuple)) or not betas or not all(positive(b) for b in betas):
         raise ConfigError(f"model.eval_betas = {betas!r}: must be a non-empty list of positive finite β")

@@ -32,8 +32,10 @@ class HyperGrid(Env):
         return torch.zeros(n, self.ndim, dtype=torch.long, device=device)
 
     def forward_mask(self, states: Tensor) -> Tensor:
-        grow = states < self.height - 1
-        return torch.cat([grow, torch.ones_like(grow[:, :1])], dim=1)
+        # written into place: a cat of bool tensors costs ~3x as much, and this runs every sampling step
+        mask = torch.ones(len(states), self.n_actions, dtype=torch.bool, device=states.device)
+        torch.lt(states, self.height - 1, out=mask[:, : self.ndim])
+        return mask
 
     def step(self, states: Tensor, actions: Tensor) -> Tensor:
         return states.scatter_add(1, actions[:, None], torch.ones_like(actions[:, None]))

@@ -87,7 +87,11 @@ class Sampler:
 
     def backward(self, x: Tensor, beta: Tensor, generator: torch.Generator | None = None) -> Trajectories:
         """Trajectories to the objects x drawn backwards with P_B(·|β) (rewards left for the caller)."""
-        return sample_backward(self.task.env, self.policy, x.to(self.device), beta.to(self.device), generator)
+        x, beta, policy = x.to(self.device), beta.to(self.device), self.policy
+        if isinstance(policy, PolicyEnsemble) and policy.split:  # each member's slice with its own P_B
+            return Trajectories.cat([sample_backward(self.task.env, m, x[rows], beta[rows], generator)
+                                     for m, rows in zip(policy.members, policy.slices(len(x), self.device))])
+        return sample_backward(self.task.env, policy, x, beta, generator)
 
     def explore(self, beta: Tensor, epsilon: float, generator: torch.Generator | None = None) -> Trajectories:
         """A training round's samples: drawn forward, scored, those the oracle could not score left out; the

@@ -58,25 +58,42 @@ def rows_of(cond: tuple[Tensor | None, Tensor | None], idx: Tensor) -> tuple[Ten
     return tuple(None if c is None else c[idx] for c in cond)  # type: ignore[return-value]
 
 
-def _draw(probs: Tensor, generator: torch.Generator | None) -> Tensor:
-    """One action per row; a policy whose probabilities are no longer numbers has diverged (a user can cause
-    that with learning rates or β ranges), which is said as such rather than as torch's internal error."""
-    try:
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-    except RuntimeError as err:
-        if "probability tensor" not in str(err):
-            raise
-        raise TrainingError("training diverged: the policy's action probabilities are no longer finite; lower the "
-                            "learning rates (model.lr_*), narrow the β range or set model.grad_clip") from None
+def _draw(log_probs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One action per row, drawn exactly from exp(log_probs) by the Gumbel-max trick: argmax(log p − log E) with
+    E = −log U ~ Exp(1) (U < 1, so E > 0; −inf log-probabilities are never drawn).
+
+    ``torch.multinomial`` validates its input on the host on every call (~100 µs a sampling step on a CPU, a
+    device synchronisation on a GPU); here a diverged policy (NaN probabilities) is found by the caller instead.
+    """
+    e = torch.rand(log_probs.shape, generator=generator, device=log_probs.device).log_().neg_()
+    return (log_probs - e.log_()).argmax(1)
+
+
+def _diverged() -> TrainingError:
+    """A policy whose probabilities are no longer numbers (a user can cause it with learning rates or β ranges)."""
+    return TrainingError("training diverged: the policy's action probabilities are no longer finite; lower the "
+                         "learning rates (model.lr_*), narrow the β range or set model.grad_clip")
 
 
 def _mix_uniform(log_probs: Tensor, epsilon: float) -> Tensor:
-    probs = log_probs.exp()
-    if epsilon > 0:
-        mask = torch.isfinite(log_probs)
-        uniform = mask.float() / mask.sum(1, keepdim=True)
-        probs = (1 - epsilon) * probs + epsilon * uniform
-    return probs
+    """log((1 − ε) P + ε · uniform over the allowed actions)."""
+    if epsilon <= 0:
+        return log_probs
+    mask = torch.isfinite(log_probs)
+    uniform = mask.float() / mask.sum(1, keepdim=True)
+    return ((1 - epsilon) * log_probs.exp() + epsilon * uniform).log()
+
+
+def _alpha_table(env: Env, policy: Policy | PolicyEnsemble, n: int, device: torch.device) -> Tensor | None:
+    """A β-free policy's α_θ over every state of a small MDP, in ``state_index`` order: one network call for the
+    whole rollout instead of one a step (the per-step calls' fixed costs dominate at small batches). Only where the
+    MDP has at most 2n states, so the table costs no more rows than the rollout would visit."""
+    if not policy.alpha_is_beta_free or env.n_states is None or env.n_states > 2 * n:
+        return None
+    states = env.__dict__.get("_all_states")
+    if states is None or states.device != device:
+        states = env.__dict__["_all_states"] = env.all_states().to(device)
+    return policy.forward_alpha(states)
 
 
 @torch.no_grad()
@@ -86,8 +103,9 @@ def sample_forward(
 ) -> Trajectories:
     """Roll out len(beta) trajectories with P_F(·|·; β), mixed with ε-uniform exploration.
 
-    One batched network call per time step; finished trajectories drop out of the batch.
-    Rewards are left at zero for the caller to fill in one batched oracle call.
+    One batched network call per time step (one per rollout for a β-free policy over a small MDP: see
+    :func:`_alpha_table`); finished trajectories drop out of the batch. Rewards are left at zero for the caller
+    to fill in one batched oracle call.
     """
     n, device = len(beta), beta.device
     T = env.max_steps
@@ -97,13 +115,18 @@ def sample_forward(
     bwd = torch.full((n, T), -1, dtype=torch.long, device=device)
     active = torch.arange(n, device=device)
     emb, temp = policy.condition(beta)
+    table = _alpha_table(env, policy, n, device)
+    diverged = torch.zeros((), dtype=torch.bool, device=device)
     for t in range(T):
         if len(active) == 0:
             break
         s = states[active]
-        log_probs = policy.forward_log_probs(s, beta[active], rows_of((emb, temp), active))
-        probs = _mix_uniform(log_probs, epsilon)
-        a = _draw(probs, generator)
+        alpha = None if table is None else table[..., env.state_index(s), :]
+        log_probs = policy.forward_log_probs(s, beta[active], rows_of((emb, temp), active), alpha)
+        log_probs = _mix_uniform(log_probs, epsilon)
+        nan = log_probs[:, 0].isnan()  # a NaN logit makes its whole row NaN (log_softmax)
+        diverged |= nan.any()
+        a = _draw(log_probs, generator).masked_fill_(nan, env.stop_action)  # such rows end here; raised below
         actions[active, t] = a
         go_on = (a != env.stop_action).nonzero().squeeze(1)  # the step's one read-back: who goes on
         s, a, active = s[go_on], a[go_on], active[go_on]
@@ -111,6 +134,8 @@ def sample_forward(
         states[active] = env.step(s, a)
         bwd[active, t] = env.bwd_action_of(s, a)
         history.append(states)
+    if bool(diverged):
+        raise _diverged()
     if len(active):
         raise RuntimeError(f"{type(env).__name__}: trajectories did not stop within max_steps={T}")
     history += [states] * (T + 1 - len(history))
@@ -138,7 +163,9 @@ def sample_backward(
             break
         s = states[active]
         log_probs = policy.backward_log_probs(s, beta[active], rows_of((emb, temp), active))
-        b = _draw(log_probs.exp(), generator)
+        if bool(log_probs[:, 0].isnan().any()):  # off the online hot path: a read-back a step is affordable here
+            raise _diverged()
+        b = _draw(log_probs, generator)
         parents, a = env.backward_step(s, b)
         states = states.clone()
         states[active] = parents

@@ -74,6 +74,7 @@ FIT_CASES = [
     ("bad ssr size", ["--model.policy", "{name: ssr, embed_dim: 0}"], ["model.policy", "embed_dim"]),
     ("negative weight_decay", ["--model.weight_decay", "-1"], ["model.weight_decay"]),
     ("ensemble 0", ["--model.ensemble", "0"], ["model.ensemble", ">= 1"]),
+    ("bad ensemble_data", ["--model.ensemble_data", "bagged"], ["ensemble_data", "split"]),
     ("scale_with_beta and multiply", ["--model.conditioner", "{name: logit_official, scale_with_beta: true}"],
      ["model.conditioner", "scale_with_beta"]),
     ("unknown task argument", ["--model.task", "{name: gridworld, hieght: 4}"], ["model.task", "hieght"]),

@@ -75,7 +75,9 @@ def test_runner_is_resumable_and_cells_rerun_by_hand(tmp_path):
     assert [r["status"] for r in results] == ["ok", "ok"]
     logit = exp.cells[0]
     series = read_metrics(cell_dir(out, logit) / "metrics.csv")
-    assert len(series["train/loss"]) == 10 and "val/l1@1" in series  # 5 rounds of 2 steps, final evaluation
+    # 5 rounds of 2 steps (a fresh batch, a replayed one), but the first round's replay step only once the buffer
+    # is ready; and the final evaluation
+    assert len(series["train/loss"]) in (9, 10) and "val/l1@1" in series
     first = json.loads((cell_dir(out, logit) / "result.json").read_text())
     assert first["final"]["val/l1@1"] == series["val/l1@1"][-1][1]
 

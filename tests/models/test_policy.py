@@ -75,14 +75,16 @@ def test_parameter_groups_split_every_parameter_once():
 
 @pytest.mark.parametrize("conditioner", ["none", "logit", "layer"])
 def test_network_runs_once_per_distinct_state_with_the_same_numbers(conditioner):
-    """A β-free α_θ runs over the distinct states of a batch only and gathers back; β-aware ones see every row."""
+    """A β-free α_θ runs over the distinct states of a batch only (from 64 rows: below, every row) and gathers
+    back; β-aware ones see every row."""
     p = policy(conditioner)
-    states = ENV.all_states()[[0, 3, 0, 5, 3, 0]]
-    beta = torch.tensor([1.0, 2.0, 3.0, 1.0, 2.0, 5.0])
+    states = ENV.all_states()[[0, 3, 0, 5, 3, 0] * 16]
+    beta = torch.tensor([1.0, 2.0, 3.0, 1.0, 2.0, 5.0] * 16)
     seen: list[int] = []
     hook = p.forward_net.register_forward_hook(lambda net, inputs, out: seen.append(len(inputs[0])))
     log_p = p.forward_log_probs(states, beta)
+    p.forward_log_probs(states[:63], beta[:63])
     hook.remove()
-    assert seen == ([6] if conditioner == "layer" else [3])
+    assert seen == ([96, 63] if conditioner == "layer" else [3, 63])
     row_by_row = torch.cat([p.forward_log_probs(states[i:i + 1], beta[i:i + 1]) for i in range(len(states))])
     assert torch.allclose(log_p, row_by_row, atol=1e-6)

@@ -1,8 +1,12 @@
-"""Trajectories drawn forward with P_F and backward with P_B are valid paths of the MDP."""
+"""Trajectories drawn forward with P_F and backward with P_B are valid paths of the MDP, drawn with the policy's
+probabilities."""
 
+import pytest
 import torch
 
+from lgfn.errors import TrainingError
 from lgfn.gflownet import GFlowNet
+from lgfn.metrics.exact import terminal_distribution
 from lgfn.sampling.trajectories import sample_backward, sample_forward
 
 
@@ -45,3 +49,31 @@ def test_backward_trajectories_are_valid_forward_trajectories():
     # and the model's forward log-probs of these trajectories are finite
     terms = model.flow_terms(traj)
     assert torch.isfinite(terms.log_pf).all() and torch.isfinite(terms.log_pb).all()
+
+
+@pytest.mark.parametrize("conditioner", ["logit", "logit_layer"])  # α over a table of every state / per step
+def test_sampled_objects_follow_the_policys_terminal_distribution(conditioner):
+    torch.manual_seed(0)
+    model = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 3}, conditioner=conditioner)
+    model.sampler.set_training_range(1.0, 3.0)
+    for p in model.policy.forward_net.parameters():  # far from uniform, so that a wrong draw shows
+        p.data.mul_(2.0)
+    env, n = model.task.env, 40_000
+    with torch.no_grad():
+        exact = terminal_distribution(model.task, model.policy, 2.0)
+    assert (exact > 0.05).sum() >= 5  # spread over several objects
+    traj = sample_forward(env, model.policy, torch.full((n,), 2.0), 0.0, torch.Generator().manual_seed(3))
+    freq = torch.bincount(env.state_index(traj.x), minlength=env.n_states).double() / n
+    assert (freq - exact.double()).abs().max() < 0.01  # ~4 standard errors at p = 0.3
+
+
+def test_a_policy_with_nan_probabilities_is_reported_as_diverged():
+    model = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 4}, conditioner="logit_layer")
+    model.sampler.set_training_range(1.0, 3.0)
+    model.policy.forward_net.apply(lambda m: m.bias.data.fill_(float("nan")) if isinstance(m, torch.nn.Linear) else None)
+    model.policy.backward_net.apply(lambda m: m.bias.data.fill_(float("nan")) if isinstance(m, torch.nn.Linear) else None)
+    env = model.task.env
+    with pytest.raises(TrainingError, match="training diverged"):
+        sample_forward(env, model.policy, torch.full((8,), 2.0))
+    with pytest.raises(TrainingError, match="training diverged"):
+        sample_backward(env, model.policy, env.all_states()[-8:], torch.full((8,), 2.0))
