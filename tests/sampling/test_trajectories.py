@@ -7,7 +7,7 @@ import torch
 from lgfn.errors import TrainingError
 from lgfn.gflownet import GFlowNet
 from lgfn.metrics.exact import terminal_distribution
-from lgfn.sampling.trajectories import sample_backward, sample_forward
+from lgfn.sampling.trajectories import _alpha_table, sample_backward, sample_forward
 
 
 def test_forward_trajectories_follow_the_mdp_and_stop_once():
@@ -77,3 +77,22 @@ def test_a_policy_with_nan_probabilities_is_reported_as_diverged():
         sample_forward(env, model.policy, torch.full((8,), 2.0))
     with pytest.raises(TrainingError, match="training diverged"):
         sample_backward(env, model.policy, env.all_states()[-8:], torch.full((8,), 2.0))
+
+
+@pytest.mark.parametrize("ensemble", [1, 3])
+def test_a_small_mdps_state_table_gives_the_networks_numbers(ensemble):
+    """A β-free policy over an MDP of at most 2n states samples from one table of α over every state."""
+    torch.manual_seed(0)
+    model = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 4}, conditioner="logit", ensemble=ensemble)
+    model.sampler.set_training_range(1.0, 3.0)
+    env, policy = model.task.env, model.policy
+    states = env.all_states()[torch.randint(16, (40,))]
+    beta = torch.rand(40) * 2 + 1
+    with torch.no_grad():
+        table = _alpha_table(env, policy, 8, states.device)
+        assert table is not None and table.shape[-2:] == (16, env.n_actions)
+        from_table = policy.forward_log_probs(states, beta, policy.condition(beta), table[..., env.state_index(states), :])
+        torch.testing.assert_close(from_table, policy.forward_log_probs(states, beta))
+    assert _alpha_table(env, policy, 7, states.device) is None  # 16 states > 2 × 7: per step
+    aware = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 4}, conditioner="logit_layer")
+    assert _alpha_table(env, aware.policy, 1000, states.device) is None  # α depends on β
