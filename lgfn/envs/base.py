@@ -57,12 +57,13 @@ class Env(ABC):
         """One int64 per state, equal exactly when the states are (the row read as a base-``slot_values``
         number); None when such a number does not fit in 63 bits. Lets the policy run its network once per
         distinct state of a batch."""
+        if self.slot_values**self.state_dim >= 2**63:
+            return None
         radix = self.__dict__.get("_key_radix")
-        if radix is None:
-            if self.slot_values**self.state_dim >= 2**63:
-                return None
-            radix = self.__dict__["_key_radix"] = self.slot_values ** torch.arange(self.state_dim - 1, -1, -1)
-        return (states * radix.to(states.device)).sum(1)
+        if radix is None or radix.device != states.device:
+            powers = torch.arange(self.state_dim - 1, -1, -1, device=states.device)
+            radix = self.__dict__["_key_radix"] = self.slot_values**powers
+        return (states * radix).sum(1)
 
     def is_initial(self, states: Tensor) -> Tensor:
         """Bool ``[N]``: which states are s0."""

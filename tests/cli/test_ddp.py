@@ -61,7 +61,8 @@ def test_two_process_ddp_is_as_good_as_one_process_with_the_same_total_batch(tmp
     rows = list(csv.DictReader(next(two.rglob("metrics.csv")).open()))
     sampled = [(int(r["step"]), float(r["discovery/objects_sampled"])) for r in rows if r.get("discovery/objects_sampled")]
     step, count = sampled[-1]
-    assert count > 16 * ROUNDS and count == 32 * ((step + 2) // 2)  # steps alternate online / replay
+    # steps alternate online / replay once the replay buffer holds enough objects (the first round may not)
+    assert count > 16 * ROUNDS and count % 32 == 0 and 32 * ((step + 2) // 2) <= count <= 32 * ((step + 4) // 2)
 
     l1_one, l1_two = mean_l1(one), mean_l1(two)
     print(f"mean exact L1 over β={BETAS}: 1 process {l1_one:.4f}, 2 processes {l1_two:.4f}")
@@ -81,7 +82,8 @@ def test_ssr_policy_trains_under_ddp(tmp_path):
                          env={**os.environ, "LGFN_NUM_THREADS": "1"}, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     path = next(tmp_path.rglob("*.ckpt"))
-    assert torch.load(path, weights_only=True)["global_step"] == 40  # 20 rounds: an online and a replay step each
+    # 20 rounds: an online and a replay step each, once the replay buffer holds enough objects (round 1 may not)
+    assert torch.load(path, weights_only=True)["global_step"] in (39, 40)
     model = load_checkpoint(path)
     assert model.hparams.policy["class_path"].endswith("SSRPolicy")
     traj = model.sampler.objects(16, 2.0, torch.Generator().manual_seed(0), warn=False)
