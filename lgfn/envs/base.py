@@ -76,6 +76,14 @@ class Env(ABC):
         """Every state, sorted by depth (steps from s0); only for enumerable MDPs."""
         raise NotImplementedError(f"{type(self).__name__} is too large to enumerate")
 
+    def all_states_on(self, device: torch.device) -> Tensor:
+        """``all_states()`` on ``device``, enumerated once per device: sampling tables (every rollout) and exact
+        evaluation reuse it."""
+        states = self.__dict__.get("_all_states")
+        if states is None or states.device != device:
+            states = self.__dict__["_all_states"] = self.all_states().to(device)
+        return states
+
     def state_index(self, states: Tensor) -> Tensor:
         """Index of each state in ``all_states()``."""
         raise NotImplementedError(f"{type(self).__name__} is too large to enumerate")

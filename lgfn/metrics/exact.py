@@ -39,7 +39,7 @@ def terminal_distribution(task: Task, policy: Policy | PolicyEnsemble, beta: flo
     """
     env = task.env
     device = next(policy.parameters()).device
-    states = env.all_states().to(device)
+    states = env.all_states_on(device)
     depth = env.depth(states)
     reach = torch.zeros(len(states), dtype=torch.float64, device=device)
     reach[0] = 1.0

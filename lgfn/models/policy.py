@@ -157,9 +157,10 @@ class PolicyEnsemble(nn.Module):
 
     Each member has its own α_θ, f_θ, Z_θ (and P_B), its own loss and its own gradient clipping; with ``split``
     each also trains on its own slice of every batch (offline: drawn with its own P_B), as K separately trained
-    policies would; without, on the same trajectories (then they differ by their initialisation only). Far from the data their learned rankings err independently; the mean of
-    their scaled logits is, for log-flows, the geometric mean of the members' learned rewards, sampled at β, which
-    averages those errors out where a single policy follows its own (offline TFBind8: see ``model.ensemble``).
+    policies would; without, on the same trajectories (then they differ by their initialisation only). Far from
+    the data their learned rankings err independently; the mean of their scaled logits is, for log-flows, the
+    geometric mean of the members' learned rewards, sampled at β, which averages those errors out where a single
+    policy follows its own (offline TFBind8: see ``model.ensemble``).
     It offers the sampling side of :class:`Policy` (training goes through :attr:`members`).
     """
 

@@ -90,10 +90,7 @@ def _alpha_table(env: Env, policy: Policy | PolicyEnsemble, n: int, device: torc
     MDP has at most 2n states, so the table costs no more rows than the rollout would visit."""
     if not policy.alpha_is_beta_free or env.n_states is None or env.n_states > 2 * n:
         return None
-    states = env.__dict__.get("_all_states")
-    if states is None or states.device != device:
-        states = env.__dict__["_all_states"] = env.all_states().to(device)
-    return policy.forward_alpha(states)
+    return policy.forward_alpha(env.all_states_on(device))
 
 
 @torch.no_grad()
