@@ -1,7 +1,7 @@
 """lgfn against torchgfn on the same work, and what Lightning adds to an lgfn step. One thread, one process.
 
     pip install --no-deps torchgfn==2.4.1   # the "bench" extra; see pyproject.toml on its numpy<2 pin
-    python benchmarks/compare_torchgfn.py [--parts compare overhead] [--recompute] [--profile]
+    python benchmarks/compare_torchgfn.py [--parts compare overhead] [--recompute] [--profile] [--device cuda]
 
 About 40 s on 2 cores (compare ~17 s, overhead ~22 s; --profile alone ~45 s).
 
@@ -28,6 +28,9 @@ About 40 s on 2 cores (compare ~17 s, overhead ~22 s; --profile alone ~45 s).
 
 Each line also gives the process CPU time per step: on a shared machine, wall time includes the time the
 process waited for a core; the load average before and after is printed.
+
+``--device cuda`` runs both libraries' steps, and fit (``--trainer.accelerator gpu``) and the plain loop, on the
+GPU; every timed step ends with a device synchronisation.
 """
 
 from __future__ import annotations
@@ -58,6 +61,12 @@ R0, R1, R2 = 0.1, 0.5, 2.0
 LR_POLICY, LR_Z = 1e-3, 1e-1
 
 
+def sync(device: str) -> None:
+    """Wait for the device's queued work, so that a host clock read after it counts that work."""
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
 def load() -> str:
     return open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
 
@@ -68,16 +77,16 @@ class LgfnStep:
 
     name = "lgfn"
 
-    def __init__(self, ndim: int, height: int, batch: int, hidden: int) -> None:
+    def __init__(self, ndim: int, height: int, batch: int, hidden: int, device: str = "cpu") -> None:
         from lgfn.gflownet import GFlowNet
 
         torch.manual_seed(0)
         self.model = GFlowNet(task={"name": "gridworld", "ndim": ndim, "height": height, "r0": R0, "r1": R1, "r2": R2},
                               conditioner="none", loss="tb", hidden_dim=hidden, n_layers=2, backward_policy="uniform",
-                              lr_policy=LR_POLICY, lr_z=LR_Z, grad_clip=None)
+                              lr_policy=LR_POLICY, lr_z=LR_Z, grad_clip=None).to(device)
         self.opt = self.model.configure_optimizers()
-        self.generator = torch.Generator().manual_seed(0)
-        self.beta = torch.ones(batch)
+        self.generator = torch.Generator().manual_seed(0)  # as the data modules: the sampler seeds one on the device
+        self.beta = torch.ones(batch, device=device)
 
     def __call__(self) -> Any:
         traj = self.model.sampler.forward(self.beta, 0.0, self.generator)
@@ -97,7 +106,8 @@ class TorchgfnStep:
 
     name = "torchgfn"
 
-    def __init__(self, ndim: int, height: int, batch: int, hidden: int, recompute: bool = False) -> None:
+    def __init__(self, ndim: int, height: int, batch: int, hidden: int, recompute: bool = False,
+                 device: str = "cpu") -> None:
         from gfn.estimators import DiscretePolicyEstimator
         from gfn.gflownet import TBGFlowNet
         from gfn.gym import HyperGrid
@@ -107,13 +117,13 @@ class TorchgfnStep:
 
         torch.manual_seed(0)
         self.env = HyperGrid(ndim=ndim, height=height, reward_fn_str="original",
-                             reward_fn_kwargs={"R0": R0, "R1": R1, "R2": R2})
+                             reward_fn_kwargs={"R0": R0, "R1": R1, "R2": R2}, device=device)
         pre = KHotPreprocessor(height=height, ndim=ndim)
         n = self.env.n_actions
         pf = DiscretePolicyEstimator(MLP(pre.output_dim, n, hidden_dim=hidden, n_hidden_layers=2,
                                          activation_fn="leaky_relu"), n, preprocessor=pre)
         pb = DiscretePolicyEstimator(DiscreteUniform(n - 1), n, preprocessor=pre, is_backward=True)
-        self.gfn = TBGFlowNet(pf=pf, pb=pb, init_logZ=0.0)
+        self.gfn = TBGFlowNet(pf=pf, pb=pb, init_logZ=0.0).to(device)
         self.sampler = Sampler(estimator=pf)
         self.opt = torch.optim.Adam(self.gfn.pf_pb_parameters(), lr=LR_POLICY)
         self.opt.add_param_group({"params": self.gfn.logz_parameters(), "lr": LR_Z})
@@ -145,10 +155,10 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.works and work not in args.works:
             continue
         for batch in args.batches:
-            steppers: list[Any] = [LgfnStep(ndim, height, batch, args.hidden),
-                                   TorchgfnStep(ndim, height, batch, args.hidden)]
+            steppers: list[Any] = [LgfnStep(ndim, height, batch, args.hidden, args.device),
+                                   TorchgfnStep(ndim, height, batch, args.hidden, device=args.device)]
             if args.recompute:
-                steppers.append(TorchgfnStep(ndim, height, batch, args.hidden, recompute=True))
+                steppers.append(TorchgfnStep(ndim, height, batch, args.hidden, recompute=True, device=args.device))
             wall: dict[str, list[float]] = {s.name: [] for s in steppers}
             cpu: dict[str, list[float]] = {s.name: [] for s in steppers}
             lengths: dict[str, list[float]] = {s.name: [] for s in steppers}
@@ -161,6 +171,7 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
                     for _ in range(args.steps):
                         w, c = time.perf_counter(), time.process_time()
                         traj = s()
+                        sync(args.device)
                         wall[s.name].append((time.perf_counter() - w) * 1e3)
                         cpu[s.name].append((time.process_time() - c) * 1e3)
                         lengths[s.name].append(s.length(traj))
@@ -199,7 +210,8 @@ def _grid_config(hidden: int, rounds: int) -> tuple[dict[str, Any], dict[str, An
     return cfg, model, data
 
 
-def fit_run(rounds: int, hidden: int, profiler: Any = None, marks: tuple[int, ...] = ()) -> dict[str, Any]:
+def fit_run(rounds: int, hidden: int, profiler: Any = None, marks: tuple[int, ...] = (),
+            device: str = "cpu") -> dict[str, Any]:
     """``lgfn fit`` in this process (lgfn.cli.main.main): wall and CPU seconds, steps, evaluations, the trained
     model, and ``times``: (wall, CPU) seconds since the first step began after each step in ``marks``."""
     import lgfn.cli.lightning as cli_lightning
@@ -225,6 +237,7 @@ def fit_run(rounds: int, hidden: int, profiler: Any = None, marks: tuple[int, ..
     def train_start(self: Any) -> None:
         if profiler is not None:  # the training loop only: from the first step to the end of training
             profiler.enable()
+        sync(device)
         start[:] = time.perf_counter(), time.process_time()
 
     def train_end(self: Any) -> None:
@@ -233,6 +246,7 @@ def fit_run(rounds: int, hidden: int, profiler: Any = None, marks: tuple[int, ..
 
     def batch_end(self: Any, *args: Any) -> None:  # a clock in the loop itself, as a check on the difference
         if self.global_step in marks:
+            sync(device)
             times[self.global_step] = (time.perf_counter() - start[0], time.process_time() - start[1])
 
     GFlowNet.on_train_start, GFlowNet.on_train_end = train_start, train_end  # type: ignore[method-assign]
@@ -244,7 +258,8 @@ def fit_run(rounds: int, hidden: int, profiler: Any = None, marks: tuple[int, ..
             code = main(["fit", "--config", str(GRID_CONFIG), "--model.hidden_dim", str(hidden),
                          "--data.init_args.rounds", str(rounds), "--trainer.enable_progress_bar", "false",
                          "--trainer.logger", "false", "--trainer.limit_val_batches", "0",
-                         "--trainer.default_root_dir", root])
+                         "--trainer.default_root_dir", root,
+                         "--trainer.accelerator", "gpu" if device != "cpu" else "cpu", "--trainer.devices", "1"])
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         cli_lightning.run_lightning_cli, GFlowNet._evaluate = run_cli, evaluate  # type: ignore[method-assign]
@@ -255,7 +270,7 @@ def fit_run(rounds: int, hidden: int, profiler: Any = None, marks: tuple[int, ..
             "model": captured[-1].model, "times": times}
 
 
-def plain_run(rounds: int, hidden: int, marks: list[int], profiler: Any = None) -> dict[str, Any]:
+def plain_run(rounds: int, hidden: int, marks: list[int], profiler: Any = None, device: str = "cpu") -> dict[str, Any]:
     """The fit's steps without Lightning: ``times``, the (wall, CPU) seconds since the start of the loop after
     each step in ``marks`` (steps counted from 1); ``steps``; the trained ``model``."""
     from lightning.pytorch import seed_everything
@@ -267,7 +282,7 @@ def plain_run(rounds: int, hidden: int, marks: list[int], profiler: Any = None) 
 
     cfg, model_args, data_args = _grid_config(hidden, rounds)
     seed_everything(cfg.get("seed_everything", 0), verbose=False)  # as lgfn fit: the same weights and stream
-    model = GFlowNet(**model_args)
+    model = GFlowNet(**model_args).to(device)
     data = OnlineData(**data_args)
     log_every = cfg.get("trainer", {}).get("log_every_n_steps", TRAINER_DEFAULTS["log_every_n_steps"])
     # What the data module asks of a trainer: the model, and the (one-rank) strategy's vote on the replay.
@@ -301,6 +316,7 @@ def plain_run(rounds: int, hidden: int, marks: list[int], profiler: Any = None) 
         if step[0] % log_every == 0:
             tracker.values()
         if step[0] in marks:
+            sync(device)
             times[step[0]] = (time.perf_counter() - wall, time.process_time() - cpu)
     if profiler is not None:
         profiler.disable()
@@ -312,14 +328,16 @@ def overhead(args: argparse.Namespace) -> dict[str, float]:
     got: dict[str, list[float]] = {k: [] for k in ("fit", "fit_cpu", "fit_loop", "fit_loop_cpu", "plain", "plain_cpu")}
     # warm-up (imports, first-call costs), which also counts the steps at which the two runs end: 2 a round once
     # the replay buffer is ready, 1 before (the same seed: the same count every time, checked below)
-    marks = (fit_run(args.short_rounds, args.hidden)["steps"], fit_run(args.long_rounds, args.hidden)["steps"])
+    dev = args.device
+    marks = (fit_run(args.short_rounds, args.hidden, device=dev)["steps"],
+             fit_run(args.long_rounds, args.hidden, device=dev)["steps"])
     for rep in range(args.repeats):
         if rep % 2:  # alternate the order of the three runs
-            plain = plain_run(args.long_rounds, args.hidden, list(marks))
-        long = fit_run(args.long_rounds, args.hidden, marks=marks)
-        short = fit_run(args.short_rounds, args.hidden)
+            plain = plain_run(args.long_rounds, args.hidden, list(marks), device=dev)
+        long = fit_run(args.long_rounds, args.hidden, marks=marks, device=dev)
+        short = fit_run(args.short_rounds, args.hidden, device=dev)
         if not rep % 2:
-            plain = plain_run(args.long_rounds, args.hidden, list(marks))
+            plain = plain_run(args.long_rounds, args.hidden, list(marks), device=dev)
         if short["evaluations"] or long["evaluations"]:
             raise RuntimeError("an evaluation ran during the timed fit runs")
         if (short["steps"], long["steps"]) != marks or plain["steps"] != long["steps"]:
@@ -333,7 +351,7 @@ def overhead(args: argparse.Namespace) -> dict[str, float]:
             got[key + "_cpu"].append((c1 - c0) / n * 1e3)
         with torch.no_grad():  # the same seed, stream and updates: the same weights at the end
             pairs = zip(long["model"].parameters(), plain["model"].parameters())
-            same = max(float((a - b).abs().max()) for a, b in pairs)
+            same = max(float((a.cpu() - b.cpu()).abs().max()) for a, b in pairs)
         print(f"  run {rep + 1}: steps {marks[0]}..{marks[1]}: lgfn fit {got['fit'][-1]:.2f} ms/step "
               f"(cpu {got['fit_cpu'][-1]:.2f}; in-loop clock {got['fit_loop'][-1]:.2f}), plain loop "
               f"{got['plain'][-1]:.2f} (cpu {got['plain_cpu'][-1]:.2f}); short fit run {short['wall']:.2f} s; "
@@ -395,18 +413,19 @@ def profile(args: argparse.Namespace) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     rounds = args.profile_rounds
-    plain_run(args.short_rounds, args.hidden, [])  # warm-up
+    plain_run(args.short_rounds, args.hidden, [], device=args.device)  # warm-up
     prof = cProfile.Profile()
-    steps = plain_run(rounds, args.hidden, [], prof)["steps"]
+    steps = plain_run(rounds, args.hidden, [], prof, args.device)["steps"]
     _profile_table(prof, steps, "plain loop")
-    fit_run(args.short_rounds, args.hidden)  # warm-up
+    fit_run(args.short_rounds, args.hidden, device=args.device)  # warm-up
     prof = cProfile.Profile()
-    res = fit_run(rounds, args.hidden, prof)
+    res = fit_run(rounds, args.hidden, prof, device=args.device)
     _profile_table(prof, res["steps"], "lgfn fit (training loop only)")
     # ops that make the host wait for a value: free on a CPU, a device synchronisation each on a GPU
     print(f"\nops per step (torch.profiler over the training loop, {args.short_rounds} rounds):")
-    for label, run in (("plain loop", lambda tp: plain_run(args.short_rounds, args.hidden, [], tp)["steps"]),
-                       ("lgfn fit", lambda tp: fit_run(args.short_rounds, args.hidden, tp)["steps"])):
+    short, hidden, dev = args.short_rounds, args.hidden, args.device
+    for label, run in (("plain loop", lambda tp: plain_run(short, hidden, [], tp, dev)["steps"]),
+                       ("lgfn fit", lambda tp: fit_run(short, hidden, tp, device=dev)["steps"])):
         tp = torch_profile(activities=[ProfilerActivity.CPU])
         steps = run(SimpleNamespace(enable=tp.start, disable=tp.stop))
         ops = {e.key: e.count for e in tp.key_averages()}
@@ -430,11 +449,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4, help="fit short/long + plain loop repeats")
     parser.add_argument("--profile", action="store_true", help="profile the plain loop and lgfn fit instead")
     parser.add_argument("--profile_rounds", type=int, default=100)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both libraries run")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA GPU here")
     torch.set_num_threads(1)
     os.environ["LGFN_NUM_THREADS"] = "1"
     start = time.perf_counter()
-    print(f"torch {torch.__version__}, 1 thread; load average {load()} (nproc {os.cpu_count()})", flush=True)
+    on = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    print(f"torch {torch.__version__}, 1 thread, device {on}; load average {load()} (nproc {os.cpu_count()})",
+          flush=True)
     if args.profile:
         profile(args)
     else:

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="output CSV (columns x,reward,log_reward,beta[,smiles]) or, for molecules, .sdf")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu",
+                   help="where the policy runs: cpu (default), cuda or cuda:N (the same seed draws other samples "
+                        "on another device)")
     _plugins_option(p)
     r = sub.add_parser("registry", help="list registered components, or one component's arguments (--show NAME)")
     r.add_argument("--show", metavar="NAME", help="a component's class and every argument with its default")
@@ -176,7 +179,7 @@ def _own_command(argv: list[str]) -> int:
     if args.command == "sample":
         from lgfn.cli.sample import sample_to_file
 
-        path, n = sample_to_file(args.ckpt, args.beta, args.n, args.out, args.seed)
+        path, n = sample_to_file(args.ckpt, args.beta, args.n, args.out, args.seed, device=args.device)
         print(f"wrote {n} objects sampled at β={args.beta:g} from {path} to {args.out}")
         return 0
     if args.command == "experiment":

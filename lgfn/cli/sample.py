@@ -54,8 +54,23 @@ def check_output(out: str | Path) -> Path:
     return out
 
 
+def sampling_device(name: str) -> torch.device:
+    """``--device``: a torch device this machine has, checked before any work."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a device; give cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: this machine has no CUDA GPU that torch can use; give --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {name}: lgfn samples on cpu or cuda")
+    return device
+
+
 def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed: int = 0,
-                   batch: int = 4096) -> tuple[Path, int]:
+                   batch: int = 4096, device: str = "cpu") -> tuple[Path, int]:
     """Sample n objects at β and write them to ``out`` (CSV, or SDF with 2-D coordinates for molecules);
     returns (the checkpoint used, n).
 
@@ -66,8 +81,9 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
     if n < 1:
         raise ConfigError(f"--n = {n}: must be an integer >= 1")
     out = check_output(out)
+    on = sampling_device(device)
     path = find_checkpoint(ckpt)
-    model = load_checkpoint(path)
+    model = load_checkpoint(path).to(on)
     model.sampler.check_beta(beta)
     sdf = out.suffix.lower() == ".sdf"
     if sdf and not model.task.molecular:
@@ -80,7 +96,7 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
         xs.append(traj.x)
         raws.append(traj.raw_reward)
         logs.append(traj.log_reward)
-    x, raw, log_r = torch.cat(xs), torch.cat(raws), torch.cat(logs)
+    x, raw, log_r = torch.cat(xs).cpu(), torch.cat(raws).cpu(), torch.cat(logs).cpu()
     columns = {
         "x": model.task.to_strings(x),
         "reward": [f"{v:.10g}" for v in raw.tolist()],

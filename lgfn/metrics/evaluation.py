@@ -8,7 +8,6 @@ import torch
 
 from lgfn.metrics.discovery import TopKDiversity, TopKReward
 from lgfn.metrics.exact import ExactEvaluation, evaluate_exact
-from lgfn.metrics.molecular import TopKTanimotoDiversity
 from lgfn.sampling.sampler import Sampler
 
 EXACT_MAX_OBJECTS = 300_000
@@ -35,6 +34,8 @@ def evaluate(sampler: Sampler, betas: Sequence[float], n: int, stage: str
         out[f"{stage}/top{TOP_K}_diversity@{beta:g}"] = float(diversity.compute())
         out[f"{stage}/distinct@{beta:g}"] = float(len(set(strings)))  # a flat top-100 from 3 objects is no spread
         if task.molecular:
+            from lgfn.metrics.molecular import TopKTanimotoDiversity  # RDKit: imported by molecular tasks only
+
             smiles = task.smiles(traj.x)
             tanimoto = TopKTanimotoDiversity(k=TOP_K)
             tanimoto.update(smiles, traj.raw_reward.cpu(), smiles)  # top-k distinct molecules

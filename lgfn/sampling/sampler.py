@@ -81,13 +81,26 @@ class Sampler:
         traj.raw_reward, traj.log_reward = raw, self.task.log_reward(raw).to(x.device)
         return traj
 
+    def _on_device(self, generator: torch.Generator | None) -> torch.Generator | None:
+        """The generator to draw actions with on the policy's device. Callers keep one CPU generator (β, replay
+        indices, checkpointed state); on another device each rollout gets a generator there, seeded from the
+        caller's, so draws stay seeded and resumable and no random numbers cross to the device. On the CPU the
+        caller's generator is used as it is."""
+        device = self.device
+        if generator is None or generator.device == device:
+            return generator
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        return torch.Generator(device).manual_seed(seed)
+
     def forward(self, beta: Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None) -> Trajectories:
         """Scored trajectories sampled forward at the given β (ε-uniform exploration when ε > 0)."""
+        generator = self._on_device(generator)
         return self.score(sample_forward(self.task.env, self.policy, beta, epsilon, generator))
 
     def backward(self, x: Tensor, beta: Tensor, generator: torch.Generator | None = None) -> Trajectories:
         """Trajectories to the objects x drawn backwards with P_B(·|β) (rewards left for the caller)."""
         x, beta, policy = x.to(self.device), beta.to(self.device), self.policy
+        generator = self._on_device(generator)
         if isinstance(policy, PolicyEnsemble) and policy.split:  # each member's slice with its own P_B
             return Trajectories.cat([sample_backward(self.task.env, m, x[rows], beta[rows], generator)
                                      for m, rows in zip(policy.members, policy.slices(len(x), self.device))])

@@ -13,7 +13,6 @@ from torch import Tensor
 from torchmetrics import MetricCollection, SumMetric
 
 from lgfn.metrics.discovery import DistinctObjects, ModesFound, TopKDiversity, TopKReward
-from lgfn.metrics.molecular import TopKTanimotoDiversity
 from lgfn.sampling.trajectories import Trajectories
 
 TOP_K = 100
@@ -37,6 +36,8 @@ class DiscoveryTracker(Callback):
         if modes:
             metrics["modes_found"] = ModesFound(modes)
         if task.molecular:  # SMILES are canonical already, so distinct SMILES = distinct molecules
+            from lgfn.metrics.molecular import TopKTanimotoDiversity  # RDKit: imported by molecular tasks only
+
             metrics["distinct_molecules"] = DistinctObjects()
             metrics["top100_tanimoto_diversity"] = TopKTanimotoDiversity(k=TOP_K)
         self.metrics = MetricCollection(metrics, compute_groups=False).to(module.device)

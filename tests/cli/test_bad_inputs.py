@@ -236,3 +236,12 @@ def test_unknown_command_and_bare_lgfn(capsys) -> None:
     assert code == 2
     for command in ("fit", "validate", "test", "sample", "registry", "data", "experiment"):
         assert f"\n    {command}" in out
+
+
+@pytest.mark.parametrize("device,words", [("gpu0", ["--device", "cpu, cuda or cuda:N"]), ("mps", ["--device", "cpu or cuda"]),
+                                          ("cuda:99", ["--device cuda:99"])])
+def test_sample_refuses_a_device_it_cannot_use(device, words, capsys, tmp_path) -> None:
+    code, err = run(["sample", "--ckpt", str(OLD_CKPT), "--beta", "1", "--out", str(tmp_path / "x.csv"),
+                     "--device", device], capsys)
+    assert_refused(code, err, *words)
+    assert not (tmp_path / "x.csv").exists()
