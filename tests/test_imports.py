@@ -56,3 +56,17 @@ def test_no_import_cycles() -> None:
 def test_public_api() -> None:
     assert lgfn.__version__ and lgfn.register_oracle and lgfn.register_task and lgfn.register
     assert lgfn.GFlowNet.__name__ == "GFlowNet"
+
+
+def test_a_grid_run_imports_neither_rdkit_nor_viennarna(tmp_path) -> None:
+    """RDKit and ViennaRNA are imported by the tasks that use them only (start-up time, and a machine without
+    them can still train the other tasks)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lgfn.cli.main import main; "
+            f"assert main(['fit', '--config', 'configs/gridworld.yaml', '--data.init_args.rounds', '3', "
+            f"'--trainer.logger', 'false', '--trainer.enable_progress_bar', 'false', '--trainer.default_root_dir', "
+            f"{str(tmp_path)!r}]) == 0; print(sorted(m for m in ('rdkit', 'RNA') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]
