@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -95,6 +96,7 @@ class GFlowNet(LightningModule):
             self.hparams.eval_betas = [cond.fixed_beta]
         self.sampler = Sampler(self.task, self.policy)  # what data modules, evaluation and `lgfn sample` draw with
         self._last_eval_step = -1
+        self.eval_seconds = 0.0  # wall time spent evaluating in this process (the run summary reports its share)
         # steps skipped for a non-finite loss or gradient since the last `nonfinite_patience` good ones in a row
         self._nonfinite_run = self._finite_run = 0
         self.nonfinite_steps = 0
@@ -241,7 +243,9 @@ class GFlowNet(LightningModule):
     def _evaluate(self, stage: str, betas: list[float] | None = None) -> None:
         self._last_eval_step = self.global_step
         betas = self.hparams.eval_betas if betas is None else betas
+        start = time.perf_counter()
         metrics, exact = evaluate(self.sampler, betas, self.hparams.eval_samples, stage)
+        self.eval_seconds += time.perf_counter() - start
         for name, value in metrics.items():
             # every rank evaluates the same weights with the same draws: the reduction only states that
             self.log(name, value, batch_size=1, sync_dist=True)

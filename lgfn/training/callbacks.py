@@ -109,6 +109,9 @@ def summary_lines(trainer: Trainer, wall: float, cpu: float) -> list[str]:
     """The lines :class:`RunSummary` prints."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     lines = [f"lgfn: fit done: {trainer.global_step} steps in {_duration(wall)} wall, {_duration(cpu)} CPU"]
+    evaluating = getattr(trainer.lightning_module, "eval_seconds", 0.0)
+    if evaluating:
+        lines[0] += f", {_duration(evaluating)} of it evaluating ({evaluating / max(wall, 1e-9):.0%})"
     betas = sorted({float(m.group(1)) for k in metrics for m in [re.search(r"^val/\w+@(.+)$", k)] if m})
     for beta in betas:
         parts = [fmt.format(metrics[f"val/{key}@{beta:g}"]) for key, fmt in RunSummary.KEYS

@@ -67,6 +67,33 @@ def test_fit_always_checkpoints_the_final_model(tmp_path, interval):
     assert len(list(tmp_path.rglob("*step=40*.ckpt"))) == 1
 
 
+def test_fit_reports_the_share_of_its_time_spent_evaluating(tmp_path, capsys, monkeypatch):
+    import re
+    import time
+
+    import lgfn.gflownet
+
+    calls = []
+    evaluate = lgfn.gflownet.evaluate
+
+    def slow(*args, **kwargs):  # each evaluation call takes at least 0.2 s
+        calls.append(args[1])
+        time.sleep(0.2)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(lgfn.gflownet, "evaluate", slow)
+    cfg = write_config(tmp_path)
+    assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path),
+                 "--trainer.val_check_interval", "20"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "fit done" in ln)
+    found = re.search(r"40 steps in ([\d.]+)s wall, .* ([\d.]+)s of it evaluating \((\d+)%\)", line)
+    assert found, line
+    wall, evaluating, share = float(found[1]), float(found[2]), int(found[3])
+    assert len(calls) == 2 * 2  # at steps 20 and 40, one call per β each
+    assert 0.2 * len(calls) <= evaluating + 0.05 < wall  # shown to 0.1 s
+    assert abs(share - 100 * evaluating / wall) <= 100 * 0.05 / wall + 1
+
+
 def test_unconditional_model_refuses_other_beta(tmp_path, capsys):
     cfg = write_config(tmp_path, **{"model.conditioner": {"name": "none", "fixed_beta": 2.0}, "data.init_args.rounds": 5})
     assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path)]) == 0
