@@ -95,8 +95,7 @@ class Policy(nn.Module):
     def forward_log_probs_from(self, alpha: Tensor, states: Tensor, beta: Tensor) -> Tensor:
         """log P_F(· | s; β) from a β-free policy's ``forward_alpha(states)``: the same numbers as
         :meth:`forward_log_probs`, without running the network again for each β."""
-        scale = self.conditioner.logit_scale(beta)
-        return self._scaled(alpha, scale, self.env.forward_mask(states)).log_softmax(dim=1)
+        return self.forward_log_probs(states, beta, (None, self.conditioner.logit_scale(beta)), alpha)
 
     def forward_log_probs(self, states: Tensor, beta: Tensor,
                           cond: tuple[Tensor | None, Tensor | None] | None = None, alpha: Tensor | None = None) -> Tensor:
