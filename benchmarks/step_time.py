@@ -1,72 +1,121 @@
-"""Time one Algorithm-1 gradient step (forward sampling + TB loss + Adam) per task, outside Lightning.
+"""Profile of one Algorithm-1 round outside Lightning, eager and compiled: ms, read-backs and aten calls.
 
-    python benchmarks/step_time.py [--tasks gridworld tfbind8] [--steps 200] [--threads 1]
+    python benchmarks/step_time.py [--tasks tfbind8 grid2 grid4] [--batch 32] [--compile both|eager|compiled]
+                                   [--rounds 100] [--threads 1] [--device cpu]
 
-Prints milliseconds per step: sampling alone, loss + update alone, and both.
+A round is what ``lgfn fit`` does for each of its rounds (two gradient steps): roll out B trajectories with
+ε = 0.01 at β ~ U[1, 3], score them, add them to the prioritised replay buffer, a TB step on them; draw B
+objects from the buffer, roll out trajectories to them with P_B at fresh β, a TB step on those (Adam,
+gradient clipping at 10, the model's own ``loss`` and optimiser; Logit-GFN, width 128, learned P_B).
+
+For each task and mode it prints: ms per round (median of 5 blocks), host read-backs per round (counted by
+:mod:`lgfn.profiling`), aten calls per round (torch.profiler), and for compiled programs the time of the
+first round (compiling; inductor's on-disk cache makes a second process faster). About 1–3 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from lgfn.beta.distributions import Uniform
 from lgfn.errors import LgfnError
 from lgfn.gflownet import GFlowNet
+from lgfn.profiling import count_readbacks
+from lgfn.training.replay import PrioritizedReplay
+
+TASKS = {
+    "tfbind8": ("tfbind8", "logit"),
+    "grid2": ({"name": "gridworld", "ndim": 2, "height": 8}, "logit_layer"),
+    "grid4": ({"name": "gridworld", "ndim": 4, "height": 16}, "logit"),
+}
 
 
-def bench(task: str, conditioner: str, hidden: int, steps: int, batch: int) -> dict[str, float]:
-    torch.manual_seed(0)
-    model = GFlowNet(task=task, conditioner=conditioner, hidden_dim=hidden)
-    model.policy.conditioner.set_range(1.0, 3.0)
-    opt = model.configure_optimizers()
-    g, betas = torch.Generator().manual_seed(0), Uniform(1.0, 3.0)
+class Round:
+    """One round of Algorithm 1 on a model, with its own replay buffer and generator."""
 
-    def sample():
-        return model.sampler.forward(betas.sample(batch, g), 0.01, g)
+    def __init__(self, task: object, conditioner: str, batch: int, compiled: bool, device: str) -> None:
+        torch.manual_seed(0)
+        self.model = GFlowNet(task=task, conditioner=conditioner, hidden_dim=128).to(device)
+        self.model.sampler.set_training_range(1.0, 3.0)
+        self.model.sampler.compiled = compiled
+        self.model.compiled_loss = compiled
+        self.opt = self.model.configure_optimizers()
+        self.g, self.betas, self.batch = torch.Generator().manual_seed(0), Uniform(1.0, 3.0), batch
+        self.replay = PrioritizedReplay()
+        self.device = torch.device(device)
 
-    def update(traj):
-        loss = model.loss_fn(model.flow_terms(traj))
-        opt.zero_grad()
+    def _update(self, traj: object) -> None:
+        loss = self.model.loss(traj)
+        self.opt.zero_grad()
         loss.backward()
-        opt.step()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
+        self.opt.step()
 
-    traj = sample()
-    for _ in range(10):
-        update(sample())
-    out = {}
+    def __call__(self) -> None:
+        sampler = self.model.sampler
+        online = sampler.explore(self.betas.sample(self.batch, self.g).to(self.device), 0.01, self.g)
+        self.replay.add(online)
+        self._update(online)
+        x, log_r, raw = self.replay.draw(self.batch, self.g)
+        replayed = sampler.backward(x, self.betas.sample(self.batch, self.g), self.g)
+        replayed.log_reward, replayed.raw_reward = log_r, raw
+        self._update(replayed)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+
+def measure(name: str, batch: int, compiled: bool, rounds: int, device: str) -> dict[str, float]:
+    task, conditioner = TASKS[name]
+    run = Round(task, conditioner, batch, compiled, device)
     t = time.perf_counter()
-    for _ in range(steps):
-        traj = sample()
-    out["sample_ms"] = (time.perf_counter() - t) / steps * 1e3
-    t = time.perf_counter()
-    for _ in range(steps):
-        update(traj)
-    out["update_ms"] = (time.perf_counter() - t) / steps * 1e3
-    out["step_ms"] = out["sample_ms"] + out["update_ms"]
-    return out
+    run()
+    first = time.perf_counter() - t
+    for _ in range(5):
+        run()
+    with count_readbacks() as counter:
+        for _ in range(10):
+            run()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            run()
+    aten = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::")) / 3
+    blocks = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(max(rounds // 5, 1)):
+            run()
+        blocks.append((time.perf_counter() - t) / max(rounds // 5, 1) * 1e3)
+    return {"ms": statistics.median(blocks), "readbacks": counter.total / 10, "aten": aten, "first_s": first}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", nargs="+", default=["gridworld", "tfbind8"])
-    parser.add_argument("--conditioner", default="logit")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--batch", type=int, nargs="+", default=[32])
+    parser.add_argument("--compile", choices=["both", "eager", "compiled"], default="both")
+    parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    for task in args.tasks:
-        try:
-            r = bench(task, args.conditioner, args.hidden, args.steps, args.batch)
-        except LgfnError as err:  # e.g. a task whose data files are not here (lgfn data fetch TASK)
-            print(f"{task:10s} skipped: {err}")
-            continue
-        print(f"{task:10s} {args.conditioner} hidden={args.hidden} batch={args.batch} threads={args.threads}: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
+    modes = {"both": [False, True], "eager": [False], "compiled": [True]}[args.compile]
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.device}")
+    for name in args.tasks:
+        for batch in args.batch:
+            for compiled in modes:
+                try:
+                    r = measure(name, batch, compiled, args.rounds, args.device)
+                except LgfnError as err:  # e.g. a task whose data files are not here (lgfn data fetch TASK)
+                    print(f"{name:8s} skipped: {err}")
+                    break
+                mode = "compiled" if compiled else "eager"
+                print(f"{name:8s} B={batch:<5d} {mode:9s} {r['ms']:7.2f} ms/round  {r['readbacks']:5.1f} read-backs  "
+                      f"{r['aten']:6.0f} aten calls  first round {r['first_s']:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,17 @@ from torch.utils.data import DataLoader
 from lgfn import plugins, registry
 from lgfn.checkpoints import FORMAT, load_model
 from lgfn.errors import TrainingError
-from lgfn.losses.base import FlowTerms, Loss
+from lgfn.compilation import choose, program
+from lgfn.losses.base import FlowTerms, Loss, flow_terms, loss_of
 from lgfn.metrics.evaluation import evaluate, log_heatmap
-from lgfn.models.policy import Policy, PolicyEnsemble
+from lgfn.models.policy import BasePolicy, Policy, PolicyEnsemble
 from lgfn.registry import ComponentSpec
 from lgfn.sampling.sampler import Sampler
-from lgfn.sampling.trajectories import Trajectories, rows_of
+from lgfn.sampling.trajectories import Trajectories
 from lgfn.settings import check_model_settings
 from lgfn.tasks.base import Task
 from lgfn.training.discovery import DiscoveryTracker, logging_step
+from lgfn.training.nonfinite import NonFiniteGuard
 
 log = logging.getLogger("lgfn")
 
@@ -52,6 +54,9 @@ class GFlowNet(LightningModule):
         eval_samples: objects sampled per β at evaluation.
         nonfinite_patience: each step whose loss or gradient is not finite is skipped; training stops (with a
             checkpoint) after this many such steps with fewer than this many good steps in a row between them.
+        compile: run the training rollouts and the loss (with its backward) as compiled programs
+            (``torch.compile``, inductor): ``true``, ``false``, or ``auto``: on a GPU always, on a CPU when the
+            run is long enough to win back the compile time (see :func:`lgfn.compilation.choose`).
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class GFlowNet(LightningModule):
         eval_betas: list[float] = [1.0, 2.0, 3.0, 10.0],  # noqa: B006 (jsonargparse needs a literal default)
         eval_samples: int = 1000,
         nonfinite_patience: int = 20,
+        compile: bool | Literal["auto"] = "auto",
     ) -> None:
         super().__init__()
         specs = check_model_settings(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
@@ -89,60 +95,31 @@ class GFlowNet(LightningModule):
                    logit_clip=logit_clip)
             for _ in range(ensemble)
         ]
-        self.policy: Policy | PolicyEnsemble = (members[0] if ensemble == 1 else
-                                                PolicyEnsemble(members, split=ensemble_data == "split"))
+        self.policy: BasePolicy = (members[0] if ensemble == 1 else
+                                   PolicyEnsemble(members, split=ensemble_data == "split"))
         cond = members[0].conditioner
         if cond.fixed_beta is not None:
             self.hparams.eval_betas = [cond.fixed_beta]
         self.sampler = Sampler(self.task, self.policy)  # what data modules, evaluation and `lgfn sample` draw with
         self._last_eval_step = -1
         self.eval_seconds = 0.0  # wall time spent evaluating in this process (the run summary reports its share)
-        # steps skipped for a non-finite loss or gradient since the last `nonfinite_patience` good ones in a row
-        self._nonfinite_run = self._finite_run = 0
-        self.nonfinite_steps = 0
+        self.nonfinite = NonFiniteGuard(nonfinite_patience)  # steps skipped for a non-finite loss or gradient
+        self._loss_finite: Tensor | None = None  # the current step's, set by training_step
+        self.compiled_loss = False  # the loss with its backward as a compiled program (see on_fit_start)
 
     # -- training ------------------------------------------------------------------------------
     def loss(self, traj: Trajectories) -> Tensor:
         """The loss of a batch: the mean of the members' losses for an ensemble (their parameters are disjoint, so
         each member's gradient is its own loss's), each on the whole batch or on its own slice (``ensemble_data``)."""
-        members = self.policy.members
-        if len(members) == 1:
-            return self.loss_fn(self.flow_terms(traj, members[0]))
-        if self.policy.split:
-            parts = [traj.index(rows) for rows in self.policy.slices(len(traj), self.device)]
-        else:
-            parts = [traj] * len(members)
-        losses = [self.loss_fn(self.flow_terms(part, member)) for part, member in zip(parts, members) if len(part)]
-        return torch.stack(losses).mean()
+        loss = program(loss_of, self.compiled_loss)
+        losses = [loss(self.loss_fn, member, traj.index(rows))
+                  for member, rows in self.policy.training_parts(len(traj)) if rows.stop > rows.start]
+        return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
 
-    def flow_terms(self, traj: Trajectories, policy: Policy | PolicyEnsemble | None = None) -> FlowTerms:
+    def flow_terms(self, traj: Trajectories, policy: BasePolicy | None = None) -> FlowTerms:
         """Log-probabilities and log-flows of a batch under ``policy`` (default: the model's; an ensemble's is its
-        mean policy): one network call per network over its states."""
-        B, T = traj.actions.shape
-        env, policy = self.task.env, policy if policy is not None else self.policy
-        valid = traj.valid
-        beta_bt = traj.beta[:, None].expand(B, T)
-        states_bt = traj.states[:, :-1]
-        rows = torch.arange(B, device=self.device)[:, None].expand(B, T)
-        cond = policy.condition(traj.beta)  # once per trajectory, not per state
-        log_pf = torch.zeros(B, T, device=self.device)
-        log_p = policy.forward_log_probs(states_bt[valid], beta_bt[valid], rows_of(cond, rows[valid]))
-        log_pf[valid] = log_p.gather(1, traj.actions[valid][:, None]).squeeze(1)
-        move = valid & (traj.actions != env.stop_action)
-        log_pb = torch.zeros(B, T, device=self.device)
-        children = traj.states[:, 1:][move]
-        log_b = policy.backward_log_probs(children, beta_bt[move], rows_of(cond, rows[move]))
-        log_pb[move] = log_b.gather(1, traj.bwd_actions[move][:, None]).squeeze(1)
-        log_z = policy.log_z(traj.beta)
-        log_reward_beta = traj.beta * traj.log_reward
-        log_flow = torch.zeros(B, T + 1, device=self.device)
-        log_flow[:, 0] = log_z
-        if self.loss_fn.needs_flow:
-            inner = valid.clone()
-            inner[:, 0] = False  # node 0 is Z(β); nodes 1..L−1 get F(s, β)
-            log_flow[:, :-1][inner] = policy.log_flow(states_bt[inner], beta_bt[inner])
-        log_flow = log_flow.scatter(1, traj.lengths[:, None], log_reward_beta[:, None])
-        return FlowTerms(log_pf, log_pb, valid, traj.lengths, log_z, log_reward_beta, log_flow)
+        mean policy): see :func:`lgfn.losses.base.flow_terms`."""
+        return flow_terms(policy if policy is not None else self.policy, traj, self.loss_fn.needs_flow)
 
     def training_step(self, dataloader_iter: Iterator[Any]) -> Tensor | None:
         traj, _, _ = next(dataloader_iter)
@@ -150,9 +127,7 @@ class GFlowNet(LightningModule):
         if not len(traj):  # the oracle scored none of this batch's objects
             return self._skip_step()
         loss = self.loss(traj)
-        if not bool(torch.isfinite(loss)):
-            self._nonfinite(f"loss {float(loss):g}")
-            return self._skip_step()
+        self._loss_finite = torch.isfinite(loss)  # judged with the gradient's in on_before_optimizer_step
         if logging_step(self.trainer):  # a log call costs more than a small step's arithmetic: only when written
             self.log("train/loss", loss, prog_bar=True, batch_size=len(traj))
             self.log("train/log_reward", traj.log_reward.mean(), batch_size=len(traj))
@@ -160,7 +135,7 @@ class GFlowNet(LightningModule):
 
     def _skip_step(self) -> Tensor | None:
         """No update from this step. Under DDP every rank must still join the gradient all-reduce: a zero
-        loss over every parameter (no gradient reaches Adam then: see ``on_before_optimizer_step``)."""
+        loss over every parameter (the optimiser then skips its update: see ``on_before_optimizer_step``)."""
         if self.trainer.world_size == 1:
             return None  # Lightning skips the step
         self._skip_update = True
@@ -172,34 +147,51 @@ class GFlowNet(LightningModule):
         # step by the largest member's gradient); the logged norm is the whole model's
         norms = [torch.nn.utils.clip_grad_norm_(params, max_norm) for params in self._clip_groups]
         norm = norms[0] if len(norms) == 1 else torch.stack(norms).norm()
-        skip, self._skip_update = getattr(self, "_skip_update", False), False
-        if not bool(torch.isfinite(norm)):
-            self._nonfinite(f"gradient norm {float(norm):g}")
-            skip = True
-        elif not skip:
-            self._finite_run += 1
-            if self._finite_run >= self.hparams.nonfinite_patience:  # recovered: a streak of good steps
-                self._nonfinite_run = 0
-            if logging_step(self.trainer):
-                self.log("train/grad_norm", norm, batch_size=1)
-        if skip:  # Adam leaves parameters without a gradient untouched (no moment update either)
-            for p in self._trainable:
-                p.grad = None
+        skip_update, self._skip_update = getattr(self, "_skip_update", False), False
+        finite = torch.isfinite(norm) if self._loss_finite is None else torch.isfinite(norm) & self._loss_finite
+        bad = ~finite
+        if not skip_update:
+            self.nonfinite.update(bad)
+        # the fused optimiser skips the whole update on the device where found_inf is 1 (its GradScaler protocol):
+        # weights and moments untouched, its step count too
+        optimizer.found_inf = torch.ones_like(norm) if skip_update else bad.to(norm.dtype)
+        if logging_step(self.trainer):
+            self.log("train/grad_norm", norm, batch_size=1)
+            self.check_health()
 
-    def _nonfinite(self, what: str) -> None:
-        """Count a skipped non-finite step; stop after ``nonfinite_patience`` in a row."""
-        self.nonfinite_steps += 1
-        self._nonfinite_run += 1
-        self._finite_run = 0
-        self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
-        log.warning("step %d skipped: non-finite %s (%d since the last stretch of good steps)", self.global_step, what,
-                    self._nonfinite_run)
-        if self._nonfinite_run >= self.hparams.nonfinite_patience:
+    def check_health(self) -> None:
+        """Read the deferred flags (non-finite steps, a diverged rollout): warn of skipped steps and stop a run
+        that diverged. Called on logging steps and at the end of the epoch: a step reads nothing back."""
+        self.sampler.raise_if_diverged()
+        total, new, tripped = self.nonfinite.read()
+        if not new:
+            return
+        patience = self.hparams.nonfinite_patience
+        self.log("train/nonfinite_steps", float(total), batch_size=1)
+        log.warning("%d step(s) skipped by step %d: non-finite loss or gradient (%d in the run so far)", new,
+                    self.global_step, total)
+        if tripped:
             raise TrainingError(
-                f"training diverged: {self._nonfinite_run} steps had a non-finite loss or gradient with no "
-                f"{self.hparams.nonfinite_patience} good steps in a row between them "
-                f"(last: {what} at step {self.global_step}); lower the learning rates (model.lr_*), narrow the β "
-                f"range or set model.grad_clip; model.nonfinite_patience = {self.hparams.nonfinite_patience}")
+                f"training diverged: {patience} steps had a non-finite loss or gradient with no {patience} good "
+                f"steps in a row between them (by step {self.global_step}); lower the learning rates (model.lr_*), "
+                f"narrow the β range or set model.grad_clip; model.nonfinite_patience = {patience}")
+
+    @property
+    def nonfinite_steps(self) -> int:
+        """Steps skipped so far for a non-finite loss or gradient (a read-back: for summaries)."""
+        return self.nonfinite.total()
+
+    def on_fit_start(self) -> None:
+        self.sampler.defer_checks = True  # rollouts flag divergence on the device; check_health reads it
+        total = getattr(self.trainer.datamodule, "total_steps", None)
+        if self.trainer.max_steps is not None and self.trainer.max_steps >= 0:
+            total = min(total, self.trainer.max_steps) if total is not None else self.trainer.max_steps
+        self.sampler.compiled, why = choose(self.hparams.compile, self.device, total)
+        self.compiled_loss = self.sampler.compiled
+        log.info("model.compile %s: %s", self.hparams.compile, why)
+
+    def on_fit_end(self) -> None:
+        self.sampler.defer_checks = False
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         lrs = {"policy": self.hparams.lr_policy, "z": self.hparams.lr_z,
@@ -224,7 +216,7 @@ class GFlowNet(LightningModule):
         return self.val_dataloader()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        """One evaluation β per batch (the data module hands out their indices), so progress shows per β."""
+        """One evaluation β per batch (``val_dataloader`` hands out their indices), so progress shows per β."""
         self._evaluate("val", [self.hparams.eval_betas[int(batch)]])
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
@@ -235,6 +227,7 @@ class GFlowNet(LightningModule):
         return [DiscoveryTracker()]
 
     def on_train_epoch_end(self) -> None:
+        self.check_health()  # the last steps since a logging step
         # The sampling stream's length is unknown to Lightning, so it never validates at the end of
         # the epoch by itself: evaluate the final model here unless a validation just ran.
         if self.trainer.val_dataloaders is not None and self._last_eval_step != self.global_step:

@@ -18,11 +18,14 @@ import difflib
 import functools
 import importlib
 import inspect
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar, Union
 
 import yaml
+
+log = logging.getLogger("lgfn")
 
 KINDS: tuple[str, ...] = ("task", "conditioner", "policy", "beta_sampler", "loss", "replay", "oracle")
 
@@ -85,7 +88,12 @@ def register(kind: str, name: str, *, aliases: tuple[str, ...] = (), **defaults:
             current = _ENTRIES[kind].get(n)
             if builtin and current is not None and current.source != "builtin":
                 continue  # a YAML entry or plugin that replaced a built-in name keeps it, whenever lgfn's module loads
-            _ENTRIES[kind][n] = Entry(kind, n, obj, dict(defaults), source="builtin" if builtin else "python")
+            entry = Entry(kind, n, obj, dict(defaults), source="builtin" if builtin else "python")
+            if not builtin and current is not None and current.class_path != entry.class_path:
+                # a plugin may replace a name on purpose, but never without a word
+                was = "the built-in" if current.source == "builtin" else "the earlier"
+                log.warning("%s %r: %s replaces %s %s", kind, n, entry.class_path, was, current.class_path)
+            _ENTRIES[kind][n] = entry
         return obj
 
     return deco

@@ -17,6 +17,14 @@ def positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
+FLOAT32 = torch.finfo(torch.float32)
+
+
+def beta_value(value: Any) -> bool:
+    """A β the float32 policy can hold: positive, finite, and neither overflowing nor vanishing in float32."""
+    return positive(value) and FLOAT32.tiny <= value <= FLOAT32.max
+
+
 def check_counts(prefix: str, **counts: Any) -> None:
     """Each named setting is an integer >= 1, or a one-line error naming it."""
     for key, value in counts.items():
@@ -52,11 +60,14 @@ def check_model_settings(**args: Any) -> dict[str, Any]:
         raise ConfigError(f"model.weight_decay = {decay!r}: must be 0 (off) or a positive finite number")
     if args.get("backward_policy", "learned") not in ("learned", "uniform"):
         raise ConfigError(f"model.backward_policy = {args['backward_policy']!r}: must be 'learned' or 'uniform'")
+    if args.get("compile", "auto") not in ("auto", True, False):
+        raise ConfigError(f"model.compile = {args['compile']!r}: must be true, false or auto")
     if args.get("ensemble_data", "shared") not in ("shared", "split"):
         raise ConfigError(f"model.ensemble_data = {args['ensemble_data']!r}: must be 'shared' or 'split'")
     betas = args.get("eval_betas", [1.0])
-    if not isinstance(betas, (list, tuple)) or not betas or not all(positive(b) for b in betas):
-        raise ConfigError(f"model.eval_betas = {betas!r}: must be a non-empty list of positive finite β")
+    if not isinstance(betas, (list, tuple)) or not betas or not all(beta_value(b) for b in betas):
+        raise ConfigError(f"model.eval_betas = {betas!r}: must be a non-empty list of positive finite β in "
+                          f"[{FLOAT32.tiny:.3g}, {FLOAT32.max:.3g}] (the model computes in float32)")
     specs = {}
     for key in ("task", "conditioner", "policy", "loss"):
         try:

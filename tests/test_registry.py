@@ -97,3 +97,31 @@ def test_a_user_entry_keeps_a_builtin_name_when_lgfn_loads_its_module_later(tmp_
         assert registry.get("loss", "db").class_path == "lgfn.losses.tb.TrajectoryBalance"
     finally:
         registry._ENTRIES["loss"] = saved
+
+
+def test_a_plugin_that_replaces_a_name_says_which_it_replaces(monkeypatch, caplog) -> None:
+    from lgfn import registry as reg
+    from lgfn.registry import register_task
+
+    monkeypatch.setattr(reg, "_ENTRIES", {kind: dict(e) for kind, e in reg._ENTRIES.items()})  # restored after
+
+    class PluginGrid:  # a plugin's class (its module is not lgfn's)
+        pass
+
+    class LaterGrid:
+        pass
+
+    PluginGrid.__module__ = LaterGrid.__module__ = "my_plugin"
+    with caplog.at_level("WARNING", logger="lgfn"):
+        register_task("gridworld")(PluginGrid)
+        register_task("test_override_twice")(PluginGrid)
+        register_task("test_override_twice")(LaterGrid)
+        register_task("test_override_twice")(LaterGrid)  # the same class again: nothing to say
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "task 'gridworld': my_plugin.test_a_plugin_that_replaces_a_name_says_which_it_replaces.<locals>.PluginGrid "
+        "replaces the built-in lgfn.tasks.gridworld.GridWorld",
+        "task 'test_override_twice': my_plugin.test_a_plugin_that_replaces_a_name_says_which_it_replaces.<locals>."
+        "LaterGrid replaces the earlier my_plugin.test_a_plugin_that_replaces_a_name_says_which_it_replaces.<locals>."
+        "PluginGrid",
+    ]

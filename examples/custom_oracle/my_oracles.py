@@ -7,6 +7,8 @@ folder (``pip install examples/custom_oracle``): its ``pyproject.toml`` announce
 
 from __future__ import annotations
 
+import time
+
 from rdkit import Chem
 from rdkit.Chem import QED
 
@@ -28,3 +30,19 @@ def qed(smiles: list[str]) -> list[float | None]:
     lgfn reports and leaves out of training."""
     mols = [Chem.MolFromSmiles(s) for s in smiles]
     return [QED.qed(m) if m is not None else None for m in mols]
+
+
+@register_oracle("slow_motif", inputs="strings")
+class SlowMotif:
+    """``motif_count`` at the cost of a real oracle: building it takes ``load_seconds`` (as loading a model
+    does) and scoring ``seconds`` per object (as docking does). Nothing here is about parallelism:
+    ``parallel.yaml`` runs it on a pool of processes, or a Ray cluster, by configuration alone, and each
+    worker builds it once."""
+
+    def __init__(self, motif: str = "GAT", seconds: float = 0.05, load_seconds: float = 1.0) -> None:
+        time.sleep(load_seconds)
+        self.motif, self.seconds = motif, seconds
+
+    def __call__(self, sequences: list[str]) -> list[float]:
+        time.sleep(self.seconds * len(sequences))
+        return motif_count(sequences, self.motif)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from lgfn.errors import ConfigError
 from lgfn.registry import register
-from lgfn.settings import positive
+from lgfn.settings import FLOAT32, beta_value
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> Tensor:
@@ -39,8 +39,9 @@ class BetaSampler:
 def _check_range(low: float, high: float) -> None:
     """β is an inverse temperature: every β a sampler can draw is positive and finite."""
     for name, value in (("low", low), ("high", high)):
-        if not positive(value):
-            raise ConfigError(f"β {name} = {value!r}: must be a positive finite number (β is an inverse temperature)")
+        if not beta_value(value):
+            raise ConfigError(f"β {name} = {value!r}: must be a positive finite number a float32 holds, in "
+                              f"[{FLOAT32.tiny:.3g}, {FLOAT32.max:.3g}] (β is an inverse temperature)")
     if not low <= high:
         raise ConfigError(f"β range needs low <= high, got low={low}, high={high}")
 

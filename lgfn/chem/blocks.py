@@ -15,21 +15,16 @@ import json
 import math
 import numbers
 from dataclasses import dataclass, field
-from functools import lru_cache
 from os import PathLike
-from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDepictor
 
-from lgfn.taskdata.files import data_path
 from lgfn.errors import ConfigError
 
 SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"
 """Block characters in index order, as upstream names them."""
-
-BLOCK_FILES: dict[str, str] = {"qm9": "qm9str/block_qm9str_v1.json", "seh": "sehstr/block_18.json"}
 
 BlockString = Union[str, Sequence[int]]
 """A molecule: a string of block characters, or the block indices themselves."""
@@ -137,65 +132,14 @@ class BlockSet:
         return out
 
 
-@lru_cache(maxsize=None)
-def block_set(name: str) -> BlockSet:
-    """The block set of a task, ``"qm9"`` (11 blocks) or ``"seh"`` (18 fragments), read once."""
-    if name not in BLOCK_FILES:
-        raise ConfigError(f"unknown block set {name!r}; valid: {', '.join(BLOCK_FILES)}")
-    return BlockSet.from_json(data_path(BLOCK_FILES[name]), name=name)
-
-
-def block_set_from_spec(spec: BlockSpec) -> BlockSet:
-    """The block set a config names: ``qm9`` or ``seh``; a block file (upstream JSON with ``block_smi``
-    and ``block_r``); or a list of blocks, each a SMILES (bonded at its first and last atom) or
-    ``{smiles: ..., attach: [r0, r1]}`` (r0 bonds to the previous block, r1 to the next)."""
-    if isinstance(spec, str):
-        if spec in BLOCK_FILES:
-            return block_set(spec)
-        if not Path(spec).is_file():
-            raise ConfigError(f"blocks {spec!r} is neither a built-in block set ({', '.join(BLOCK_FILES)}) "
-                             "nor a block file")
-        try:
-            blocks = BlockSet.from_json(spec)
-        except (OSError, KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"block file {spec}: expected JSON with block_smi and block_r keyed by '0', '1', ... "
-                             f"({type(err).__name__}: {err})") from None
-    else:
-        if not spec:
-            raise ConfigError("blocks: the list of blocks is empty")
-        smiles, attach = [], []
-        for i, item in enumerate(spec):
-            if isinstance(item, Mapping) and "smiles" in item and set(item) <= {"smiles", "attach"}:
-                smi, r = item["smiles"], item.get("attach")
-            elif isinstance(item, str):
-                smi, r = item, None
-            else:
-                raise ConfigError(f"block {i}: expected a SMILES or {{smiles: ..., attach: [r0, r1]}}, got {item!r}")
-            if r is None:
-                with rdBase.BlockLogs():
-                    mol = Chem.MolFromSmiles(smi)
-                if mol is None:
-                    raise ConfigError(f"block {i}: {smi!r} is not a valid SMILES")
-                r = (0, mol.GetNumAtoms() - 1)
-            smiles.append(smi)
-            attach.append(tuple(int(a) for a in r))
-        blocks = BlockSet("custom", tuple(smiles), tuple(attach))  # type: ignore[arg-type]
-    blocks.check_chains()
-    return blocks
-
-
-def _resolve(blocks: str | BlockSet) -> BlockSet:
-    return blocks if isinstance(blocks, BlockSet) else block_set(blocks)
-
-
-def to_mol(string: BlockString, *, blocks: str | BlockSet) -> Chem.Mol:
+def to_mol(string: BlockString, *, blocks: BlockSet) -> Chem.Mol:
     """The molecule of one block string of the given block set."""
-    return _resolve(blocks).to_mol(string)
+    return blocks.to_mol(string)
 
 
-def canonical_smiles(strings: Sequence[BlockString], *, blocks: str | BlockSet) -> list[str]:
+def canonical_smiles(strings: Sequence[BlockString], *, blocks: BlockSet) -> list[str]:
     """Canonical SMILES of block strings of the given block set."""
-    return _resolve(blocks).canonical_smiles(strings)
+    return blocks.canonical_smiles(strings)
 
 
 def _prop_text(value: object) -> str:
@@ -213,14 +157,14 @@ def write_sdf(
     strings: Sequence[BlockString],
     props: Mapping[str, Sequence[object]] | None = None,
     *,
-    blocks: str | BlockSet,
+    blocks: BlockSet,
 ) -> None:
     """Write the molecules with 2-D coordinates to an SD file, named by their block string.
 
     ``props`` maps a property name (e.g. ``reward``) to one value per molecule;
     the block string and SMILES are always written as ``block_string`` / ``smiles``.
     """
-    bs = _resolve(blocks)
+    bs = blocks
     props = dict(props or {})
     for key, values in props.items():
         if len(values) != len(strings):

@@ -14,6 +14,7 @@ def data_command(args: argparse.Namespace) -> int:
         return 0
     bad = 0
     for relpath, status in files.check():
-        print(f"{status:8s} {relpath}")
+        note = "  (a partial download left by an interrupted fetch; `lgfn data fetch` removes it)" * (status == "stale")
+        print(f"{status:8s} {relpath}{note}")
         bad += status == "corrupt"
     return 1 if bad else 0

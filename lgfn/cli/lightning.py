@@ -63,12 +63,16 @@ class LgfnCLI(LightningCLI):
                             help="modules or .py files that register components, imported first "
                                  "(taken out of the command line before parsing; in a config file: a list)")
 
-    def _parse_ckpt_path(self) -> None:
+    def parse_arguments(self, parser: Any, args: Any) -> None:
         """A checkpoint given to ``--ckpt_path`` is read as data and checked before its settings are used.
 
         Its components must be registered; its task must be the config's (a checkpoint of another task is
-        refused); every other setting it holds replaces the config's, and each replaced one is named.
+        refused); every other setting it holds replaces the config's, and each replaced one is named. The path
+        is then held back until the classes are built, so Lightning does not read the checkpoint's settings
+        a second time, unchecked (``after_instantiate_classes`` gives it back for the run).
         """
+        super().parse_arguments(parser, args)
+        self._ckpt_path = None
         sub = self.config.get("subcommand")
         if not sub:
             return
@@ -79,6 +83,7 @@ class LgfnCLI(LightningCLI):
         if "://" in str(path):
             raise CheckpointError(f"--ckpt_path {path}: give a local file (download it first); lgfn reads "
                                   "checkpoints as data from disk only")
+        self._ckpt_path, cfg.ckpt_path = path, None
         if str(path) in ("last", "best", "hpc"):
             return  # Lightning's own names for checkpoints of this run
         ckpt = checkpoints.read(path, f"--ckpt_path {path}")
@@ -98,10 +103,20 @@ class LgfnCLI(LightningCLI):
         self.config = self.parser.parse_object({sub: {"model": saved}}, self.config)
         self.config[sub].weights_only = True  # resuming reads optimiser and sampler state as data too
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
-        if config.get("enable_progress_bar", True) is not False:
-            callbacks = [*callbacks, RunProgress()]
-        return super()._instantiate_trainer(config, callbacks)
+    def after_instantiate_classes(self) -> None:
+        """The checked ``--ckpt_path`` goes back into the config: the run resumes from it, and the saved
+        config names it."""
+        if self._ckpt_path is not None:
+            self.config[self.subcommand].ckpt_path = self._ckpt_path
+            self.config_init[self.subcommand].ckpt_path = self._ckpt_path
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The trainer, with lgfn's run progress unless the progress bar is turned off."""
+        config = self.config_init[self.subcommand].trainer
+        if config.get("enable_progress_bar", True) is not False and "callbacks" not in kwargs:
+            callbacks = config.get("callbacks") or []
+            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), RunProgress()]
+        return super().instantiate_trainer(**kwargs)
 
     def before_instantiate_classes(self) -> None:
         """Every setting is checked before anything is built, so no data is loaded for a run that cannot start."""
@@ -130,7 +145,10 @@ def check_config_files(argv: Sequence[str]) -> None:
         if not path.is_file():
             raise ConfigError(f"--config {name}: " + ("is a folder" if path.is_dir() else "file not found"))
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"--config {name}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                              f"{err.start}); save it as UTF-8") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -134,13 +134,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exit_, SIGTERMException):
             print("lgfn: stopped by SIGTERM (a resumable checkpoint was saved: see the line above)", file=sys.stderr)
             return EXIT_SIGTERM
+        if isinstance(exit_.__context__, KeyboardInterrupt):  # Lightning's exit after Ctrl-C (its callbacks said
+            print("lgfn: interrupted", file=sys.stderr)       # what was saved)
+            return 130
         raise
     except Exception as err:  # noqa: BLE001 (anything else is a bug: say so, in one line)
         if os.environ.get("LGFN_DEBUG"):
             raise
+        cause = user_cause(err)
+        if cause is not None:
+            print(f"lgfn: error: {cause}", file=sys.stderr)
+            return EXIT_USER
         print(f"lgfn: internal error: {type(err).__name__}: {one_line(err)} (this is a bug in lgfn; rerun with "
               "LGFN_DEBUG=1 for the traceback and report it)", file=sys.stderr)
         return EXIT_BUG
+
+
+def user_cause(err: BaseException) -> str | None:
+    """One line for an error that a file, a disk or the machine caused rather than lgfn (permissions, a full disk,
+    a read-only or unusable folder, a name too long, a file that is not text, memory), else None (a bug). A library
+    may wrap the OS error: its explicit causes (``raise ... from``) are searched."""
+    from lgfn.errors import describe_os_error
+
+    seen: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None and cause not in seen:
+        err = cause
+        seen.append(err)
+        if isinstance(err, OSError) and (line := describe_os_error(err)) is not None:
+            return line
+        if isinstance(err, UnicodeDecodeError):
+            return (f"a file is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); save it as "
+                    "UTF-8")
+        if isinstance(err, MemoryError):
+            return "out of memory; ask for less at once (e.g. a smaller --n or batch size) or use a larger machine"
+        cause = err.__cause__
+    return None
 
 
 def one_line(err: BaseException) -> str:

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import re
+import sys
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
+from lgfn import checkpoints
 from lgfn.errors import CheckpointError, ConfigError
-from lgfn.io import write_csv
+from lgfn.io import replacing, write_csv
 from lgfn.gflownet import GFlowNet
-from lgfn.settings import positive
+from lgfn.settings import FLOAT32, beta_value, positive
+
+log = logging.getLogger("lgfn")
+PROGRESS_AFTER_S = 2.0
+"""``lgfn sample`` shows a progress bar (count, rate, ETA) once it has run this long."""
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file as given, or a run folder's newest checkpoint (highest step; a final or interrupted one
-    wins over a periodic one of the same step)."""
+    """A checkpoint file as given, or a run folder's newest checkpoint that verifies (highest step; a final or
+    interrupted one wins over a periodic one of the same step); each newer one skipped is named with why."""
     path = Path(path)
     if not path.is_dir():
         return path
-    found = sorted(path.rglob("*.ckpt"), key=lambda p: (_step(p), p.stat().st_mtime))
-    if not found:
-        raise CheckpointError(f"run folder {path} holds no .ckpt file; give a checkpoint or a folder that "
-                              "`lgfn fit` wrote (e.g. lightning_logs/version_0)")
-    return found[-1]
-
-
-def _step(path: Path) -> int:
-    match = re.search(r"step=(\d+)", path.name)
-    return int(match.group(1)) if match else -1
+    found, skipped = checkpoints.newest(path)
+    for bad, reason in skipped:
+        log.warning("skipped %s: %s", bad, reason)
+    if found is None:
+        held = f"holds {len(skipped)} .ckpt file(s), none of them usable" if skipped else "holds no .ckpt file"
+        raise CheckpointError(f"run folder {path} {held}; give a checkpoint or a folder that `lgfn fit` wrote "
+                              "(e.g. lightning_logs/version_0)")
+    return found
 
 
 def load_checkpoint(path: str | Path) -> GFlowNet:
@@ -78,8 +83,13 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
     """
     if not positive(beta):  # checked before the checkpoint is read
         raise ConfigError(f"--beta = {beta}: must be a positive finite number")
+    if not beta_value(beta):
+        raise ConfigError(f"--beta = {beta:g}: outside what the model's float32 holds "
+                          f"[{FLOAT32.tiny:.3g}, {FLOAT32.max:.3g}]; give a β in that range")
     if n < 1:
         raise ConfigError(f"--n = {n}: must be an integer >= 1")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed = {seed}: must be an integer in [0, 2**63)")
     out = check_output(out)
     on = sampling_device(device)
     path = find_checkpoint(ckpt)
@@ -91,11 +101,15 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
                           f"{model.task.name}; write a .csv")
     generator = torch.Generator().manual_seed(seed)
     xs, raws, logs = [], [], []
-    for start in range(0, n, batch):
-        traj = model.sampler.objects(min(batch, n - start), beta, generator, drop_invalid=False, warn=False)
-        xs.append(traj.x)
-        raws.append(traj.raw_reward)
-        logs.append(traj.log_reward)
+    # a bar on a terminal once sampling has taken a couple of seconds; logs get a line every 30 s instead
+    with tqdm(total=n, unit="obj", desc="lgfn: sampling", delay=PROGRESS_AFTER_S, file=sys.stderr,
+              mininterval=0.5 if sys.stderr.isatty() else 30.0, dynamic_ncols=True, leave=False) as bar:
+        for start in range(0, n, batch):
+            traj = model.sampler.objects(min(batch, n - start), beta, generator, drop_invalid=False, warn=False)
+            xs.append(traj.x)
+            raws.append(traj.raw_reward)
+            logs.append(traj.log_reward)
+            bar.update(len(traj.x))
     x, raw, log_r = torch.cat(xs).cpu(), torch.cat(raws).cpu(), torch.cat(logs).cpu()
     columns = {
         "x": model.task.to_strings(x),
@@ -108,7 +122,8 @@ def sample_to_file(ckpt: str | Path, beta: float, n: int, out: str | Path, seed:
         from lgfn.chem import write_sdf
 
         props = {"reward": raw.tolist(), "log_reward": log_r.tolist(), "beta": [beta] * len(x)}
-        write_sdf(out, columns["x"], props, blocks=model.task.blocks)
+        with replacing(out) as tmp:  # crash-safe like the CSV: the writer fills a temporary file
+            write_sdf(tmp, columns["x"], props, blocks=model.task.blocks)
     else:
         write_csv(out, columns)
     return path, len(x)

@@ -22,6 +22,8 @@ class Env(ABC):
     stop_action: int
     max_steps: int
     obs_dim: int
+    fixed_length: bool = False
+    """Whether every trajectory takes exactly ``max_steps`` actions (rollouts then never test for early ends)."""
     slot_values: int
     """How many values one slot of a state row takes (0 .. slot_values − 1): sizes :meth:`state_key`."""
 
@@ -49,9 +51,20 @@ class Env(ABC):
     def bwd_action_of(self, states: Tensor, actions: Tensor) -> Tensor:
         """The backward action that undoes forward ``actions`` taken from ``states``."""
 
-    @abstractmethod
     def encode(self, states: Tensor) -> Tensor:
-        """Float features ``[N, obs_dim]`` for the networks."""
+        """Float features ``[N, obs_dim]`` for the networks: by default the one-hot code of
+        :meth:`encode_slots`."""
+        slots = self.encode_slots(states)
+        if slots is None:
+            raise NotImplementedError(f"{type(self).__name__} implements neither encode nor encode_slots")
+        out = torch.zeros(len(states), self.obs_dim + 1, device=states.device).scatter_(1, slots, 1.0)
+        return out[:, : self.obs_dim]
+
+    def encode_slots(self, states: Tensor) -> Tensor | None:
+        """Where the encoding is a sum of one-hot codes (both built-in MDPs): the column of each code ``[N, K]``,
+        ``obs_dim`` for none. Written as a scatter, not ``F.one_hot``, whose range check reads the values back
+        to the host on every call."""
+        return None
 
     def state_key(self, states: Tensor) -> Tensor | None:
         """One int64 per state, equal exactly when the states are (the row read as a base-``slot_values``

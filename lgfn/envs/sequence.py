@@ -26,6 +26,7 @@ class _Sequence(Env):
         self.state_dim = length
         self.slot_values = vocab_size + 1  # tokens and the pad
         self.max_steps = length + 1
+        self.fixed_length = True  # L tokens, then stop
         self.obs_dim = length * vocab_size
         total = sum(vocab_size**k for k in range(length + 1))
         self.n_states = total if total <= ENUMERABLE_MAX_STATES else None
@@ -42,13 +43,10 @@ class _Sequence(Env):
     def depth(self, states: Tensor) -> Tensor:
         return self.lengths(states)
 
-    def encode(self, states: Tensor) -> Tensor:
-        """One-hot per slot, all zeros for the pad. A scatter, not ``F.one_hot``, whose range check reads the
-        values back to the host on every call; pads land in one spare column that is cut off."""
+    def encode_slots(self, states: Tensor) -> Tensor:
+        """One-hot per position; the pad has no code."""
         slots = states + self.vocab_size * torch.arange(self.length, device=states.device)
-        slots = torch.where(states == self.pad, self.obs_dim, slots)
-        out = torch.zeros(len(states), self.obs_dim + 1, device=states.device).scatter_(1, slots, 1.0)
-        return out[:, : self.obs_dim]
+        return torch.where(states == self.pad, self.obs_dim, slots)
 
     def _append(self, states: Tensor, tokens: Tensor) -> Tensor:
         out = states.clone()

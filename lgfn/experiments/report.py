@@ -330,7 +330,7 @@ def _grid(col: Collected, plt) -> list[str]:  # noqa: ANN001
     """Heatmaps of the learned p(x|β) next to the target, and the exact L1, per method and β."""
     import torch
 
-    from lgfn.cli.sample import load_checkpoint
+    from lgfn.gflownet import GFlowNet
     from lgfn.metrics.exact import target_distribution, terminal_distribution
 
     betas = [float(b) for b in col.exp.options.get("betas", [1, 2, 3, 4, 5])]
@@ -347,7 +347,7 @@ def _grid(col: Collected, plt) -> list[str]:  # noqa: ANN001
             row.append(mean_sd([v for v in vals if v is not None]))
             ckpts = sorted(cell_dir(col.out, cells[0]).rglob("*.ckpt")) if cells else []
             if ckpts:
-                model = load_checkpoint(ckpts[-1])
+                model = GFlowNet.load_from_checkpoint(ckpts[-1], map_location="cpu").eval()
                 task = model.task
                 with torch.no_grad():
                     rows_of_maps[method][b] = terminal_distribution(model.task, model.policy, b)

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lgfn.models.policy import Policy, PolicyEnsemble
+from lgfn.models.policy import BasePolicy
 from lgfn.tasks.base import Task
 
 
 _ALPHA: dict[str, object] = {}  # the last β-free policy's α over every state, with the weights it was computed at
 
 
-def _alpha(policy: Policy | PolicyEnsemble, states: Tensor, start: int, stop: int) -> Tensor:
+def _alpha(policy: BasePolicy, states: Tensor, start: int, stop: int) -> Tensor:
     """α_θ of states[start:stop] for a β-free policy, computed once per set of weights (an evaluation asks for
     several β in a row, and on QM9 the 177k-state pass is most of an evaluation's time)."""
     params = list(policy.parameters())
@@ -29,7 +29,7 @@ def _alpha(policy: Policy | PolicyEnsemble, states: Tensor, start: int, stop: in
 
 
 @torch.no_grad()
-def terminal_distribution(task: Task, policy: Policy | PolicyEnsemble, beta: float, chunk: int = 65536) -> Tensor:
+def terminal_distribution(task: Task, policy: BasePolicy, beta: float, chunk: int = 65536) -> Tensor:
     """p_θ(x|β) of every object (``task.terminal_objects()`` order), float64.
 
     The probability of reaching each state is pushed level by level (states sorted by
@@ -85,7 +85,7 @@ class ExactEvaluation:
     target: Tensor
 
 
-def evaluate_exact(task: Task, policy: Policy | PolicyEnsemble, beta: float) -> ExactEvaluation:
+def evaluate_exact(task: Task, policy: BasePolicy, beta: float) -> ExactEvaluation:
     """L1 distance Σ|p_θ − R^β/Z| and |log Z_θ(β) − log Z(β)| at β."""
     learned = terminal_distribution(task, policy, beta)
     target, log_z = target_distribution(task, beta)

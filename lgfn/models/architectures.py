@@ -78,16 +78,16 @@ class StateScorer(nn.Module):
         n, a = mask.shape
         actions = torch.arange(a, device=states.device).repeat(n)
         flat = states.repeat_interleave(a, dim=0)
-        out = flat.clone()
         if self.direction == "forward":
             stop = actions == self.env.stop_action
             move = mask.reshape(-1) & ~stop
-            out[move] = self.env.step(flat[move], actions[move])
+            # every pair steps (fixed shapes, nothing read back); the pairs that may not keep their state
+            moved = self.env.step(flat, torch.where(move, actions, 0))
         else:  # no stop among backward actions
             stop = torch.zeros_like(actions, dtype=torch.bool)
             move = mask.reshape(-1)
-            out[move] = self.env.backward_step(flat[move], actions[move])[0]
-        return out, stop
+            moved = self.env.backward_step(flat, torch.where(move, actions, 0))[0]
+        return torch.where(move[:, None], moved, flat), stop
 
     def forward(self, states: Tensor, mask: Tensor, emb: Tensor | None = None) -> Tensor:
         n, a = mask.shape

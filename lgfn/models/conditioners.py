@@ -21,7 +21,8 @@ One class covers every conditioning type; the registry's YAML entries
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -123,16 +124,27 @@ class Conditioner(nn.Module):
             if high <= low:  # a constant β: give the code a non-empty range around it
                 low, high = low - 0.5, high + 0.5
             self.beta_range.copy_(torch.tensor([low, high]))
+        self._range = None
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._range = None  # a checkpoint's range: read again
+
+    def _thermometer_range(self) -> tuple[float, float]:
+        """The range as numbers, read from the buffer once (not on every call: a read-back a step)."""
+        if self.__dict__.get("_range") is None:
+            low, high = self.beta_range.tolist()
+            if math.isnan(low) or math.isnan(high):
+                raise RuntimeError("thermometer conditioner has no β range: set low/high or train it first")
+            self._range = (low, high)
+        return self._range
 
     def features(self, beta: Tensor) -> Tensor:
         """The β input of Z(β), F(s, β) and the embedding: [N, feature_dim]."""
         if self.fixed_beta is not None:
             return torch.ones_like(beta)[:, None]
         if self.thermometer_bins:
-            if torch.isnan(self.beta_range).any():
-                raise RuntimeError("thermometer conditioner has no β range: set low/high or train it first")
-            low, high = self.beta_range.tolist()
-            return thermometer(beta, self.thermometer_bins, low, high)
+            return thermometer(beta, self.thermometer_bins, *self._thermometer_range())
         return _transform(beta, self.beta_transform)
 
     def embedding(self, beta: Tensor) -> Tensor | None:

@@ -1,6 +1,12 @@
-"""The GFlowNet's networks: forward policy α_θ, backward policy, Z_θ(β) and state flow F(s, β)."""
+"""The GFlowNet's networks: forward policy α_θ, backward policy, Z_θ(β) and state flow F(s, β).
+
+:class:`BasePolicy` is all that sampling, the losses and evaluation use; a single :class:`Policy` and a
+:class:`PolicyEnsemble` both implement it.
+"""
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +17,103 @@ from lgfn.models.conditioners import Conditioner
 from lgfn.models.nets import mlp
 
 
-class Policy(nn.Module):
+def expand_rows(cond: tuple[Tensor | None, Tensor | None], times: int) -> tuple[Tensor | None, Tensor | None]:
+    """A per-trajectory conditioning (embedding, logit scale) repeated for each of a trajectory's ``times``
+    positions, row-major as ``states[:, :times].reshape(-1, D)``: computed once per trajectory, not per state."""
+    return tuple(None if c is None else c.repeat_interleave(times, 0) for c in cond)  # type: ignore[return-value]
+
+
+def log_softmax_over_parents(logits: Tensor, mask: Tensor) -> Tensor:
+    """log P_B over the allowed backward actions. A state without parents (s0, which fixed-shape batches hold
+    in rows that take no backward step) gets a finite dummy row instead of NaN, so that the NaN never reaches a
+    gradient through the rows the losses leave out."""
+    return torch.where(mask.any(1, keepdim=True), logits, 0.0).log_softmax(dim=1)
+
+
+Conditioning = tuple[Tensor | None, Tensor | None]
+"""A batch of β's embedding (β-aware networks) and logit scale (f_θ(β)), computed once per trajectory."""
+
+
+class BasePolicy(nn.Module, ABC):
+    """What the sampler, the losses and evaluation ask of a policy, single or ensemble."""
+
+    env: Env
+    conditioner: Conditioner
+    """How β enters (an ensemble's members share its settings: fixed β, range)."""
+
+    @property
+    @abstractmethod
+    def learned_backward(self) -> bool:
+        """Whether P_B is learned (and conditioned on β) rather than uniform over parents."""
+
+    @property
+    def alpha_is_beta_free(self) -> bool:
+        """Whether α_θ(s, ·) ignores β (no embedding): then one forward pass serves every β."""
+        return all(m.conditioner.embed_net is None for m in self.members)
+
+    members: list["Policy"]
+    """The policies that are trained, each with its own loss and clipping."""
+
+    @abstractmethod
+    def condition(self, beta: Tensor) -> Conditioning:
+        """The conditioning of a batch of β (see :data:`Conditioning`)."""
+
+    @abstractmethod
+    def forward_alpha(self, states: Tensor) -> Tensor:
+        """α_θ(s, ·) of a β-free policy before clamping and scaling ([K, N, A] for K members)."""
+
+    @abstractmethod
+    def forward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None,
+                          alpha: Tensor | None = None) -> Tensor:
+        """log P_F(a | s; β) for every action, −inf where invalid: [N, n_actions]. ``cond`` is
+        ``condition(beta)`` when the caller has it; ``alpha`` is ``forward_alpha(states)`` when it has that."""
+
+    @abstractmethod
+    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None) -> Tensor:
+        """log P_B(b | s; β) for every backward action: [N, n_bwd_actions]."""
+
+    @abstractmethod
+    def log_z(self, beta: Tensor) -> Tensor:
+        """log Z_θ(β): [N]."""
+
+    @abstractmethod
+    def log_flow(self, states: Tensor, beta: Tensor) -> Tensor:
+        """log F(s, β): [N] (losses that need a state flow)."""
+
+    @abstractmethod
+    def set_range(self, low: float, high: float) -> None:
+        """Fix the β range of the conditioners (a thermometer code's; kept in checkpoints)."""
+
+    @abstractmethod
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by optimiser group: policy, z, scale, flow (each may get its own learning rate)."""
+
+    def training_parts(self, n: int) -> list[tuple["Policy", slice]]:
+        """Which member trains on which rows of a batch of n: every member on all of them."""
+        return [(m, slice(0, n)) for m in self.members]
+
+    def backward_parts(self, n: int) -> list[tuple["BasePolicy", slice]]:
+        """Which policy draws the backward trajectories of which rows of a batch of n: this one, all of them."""
+        return [(self, slice(0, n))]
+
+    def forward_log_probs_from(self, alpha: Tensor, states: Tensor, beta: Tensor) -> Tensor:
+        """log P_F from ``forward_alpha(states)``: the same numbers as :meth:`forward_log_probs`, without running
+        the networks again for each β."""
+        return self.forward_log_probs(states, beta, alpha=alpha)
+
+    def alpha_by_table(self, states: Tensor) -> Tensor | None:
+        """A β-free policy's α_θ for a batch of states, computed over every state of a small MDP and gathered:
+        fixed-shape work, which costs fewer network rows than the batch whenever the MDP has fewer states than
+        the batch has rows (a padded batch of trajectories over a grid repeats its states many times). None
+        where that does not hold: then the network runs on the batch itself."""
+        n_states = self.env.n_states
+        if not self.alpha_is_beta_free or n_states is None or n_states > len(states):
+            return None
+        table = self.forward_alpha(self.env.all_states_on(states.device))
+        return table[..., self.env.state_index(states), :]
+
+
+class Policy(BasePolicy):
     """All learned parts of a temperature-conditional GFlowNet over one environment.
 
     Args:
@@ -50,98 +152,61 @@ class Policy(nn.Module):
         self.log_z_net = mlp(conditioner.feature_dim, z_hidden_dim, z_layers, 1)
         self.flow_net = mlp(env.obs_dim + conditioner.feature_dim, hidden_dim, n_layers, 1) if state_flow else None
 
-    def condition(self, beta: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    def condition(self, beta: Tensor) -> Conditioning:
         """The β embedding and logit scale (f_θ(β), or g_θ(β) when multiplicative) of each row, computed once per
         batch of β."""
         return self.conditioner.embedding(beta), self.conditioner.logit_scale(beta)
 
-    def _logits(self, net: nn.Module, states: Tensor, cond: tuple[Tensor | None, Tensor | None], mask: Tensor) -> Tensor:
-        emb, scale = cond
-        alpha = net(states, mask, emb) if emb is not None else self._alpha_of_distinct(net, states, mask)
-        return self._scaled(alpha, scale, mask)
+    @property
+    def learned_backward(self) -> bool:
+        return self.backward_net is not None
 
-    def _alpha_of_distinct(self, net: nn.Module, states: Tensor, mask: Tensor) -> Tensor:
-        """A β-free network's logits, computed once per distinct state and gathered back to every row.
+    def logits(self, backward: bool, states: Tensor, cond: Conditioning, mask: Tensor) -> Tensor:
+        """Scaled, clamped logits of P_F (or P_B), −inf where not allowed."""
+        net, (emb, scale) = (self.backward_net if backward else self.forward_net), cond
+        return self.scaled(net(states, mask, emb) if emb is not None else net(states, mask), scale, mask)
 
-        The trajectories of a batch share states (all start at s0, grids and short prefixes recur), and on a CPU
-        the network is most of a step's cost: 2-D grid batches hold ~6% distinct states, 4-D ~70%. Only on the
-        CPU: ``torch.unique`` waits for the device, which would cost a GPU more than the arithmetic it saves; and
-        only from 64 rows: below, the sort and gathers cost more than the rows they save (4-D grid, B = 32:
-        12.2 ms a step against 13.2 with it).
-        """
-        key = self.env.state_key(states) if states.device.type == "cpu" and len(states) >= 64 else None
-        if key is None:
-            return net(states, mask)
-        distinct, inverse = torch.unique(key, return_inverse=True)
-        if len(distinct) == len(key):
-            return net(states, mask)
-        first = torch.empty_like(distinct).scatter_(0, inverse, torch.arange(len(key), device=key.device))
-        return net(states[first], mask[first])[inverse]
-
-    def _scaled(self, alpha: Tensor, scale: Tensor | None, mask: Tensor) -> Tensor:
+    def scaled(self, alpha: Tensor, scale: Tensor | None, mask: Tensor) -> Tensor:
         """α scaled by the conditioner and clamped, −inf where the action is not allowed."""
         return self.conditioner.scale_logits(alpha, scale, self.logit_clip).masked_fill(~mask, float("-inf"))
 
-    @property
-    def alpha_is_beta_free(self) -> bool:
-        """Whether α_θ(s, ·) ignores β (no embedding): then one forward pass serves every β (see
-        :meth:`forward_log_probs_from`)."""
-        return self.conditioner.embed_net is None
-
     def forward_alpha(self, states: Tensor) -> Tensor:
-        """α_θ(s, ·) of a β-free policy, before clamping and scaling."""
         return self.forward_net(states, self.env.forward_mask(states))
 
-    def forward_log_probs_from(self, alpha: Tensor, states: Tensor, beta: Tensor) -> Tensor:
-        """log P_F(· | s; β) from a β-free policy's ``forward_alpha(states)``: the same numbers as
-        :meth:`forward_log_probs`, without running the network again for each β."""
-        return self.forward_log_probs(states, beta, (None, self.conditioner.logit_scale(beta)), alpha)
-
-    def forward_log_probs(self, states: Tensor, beta: Tensor,
-                          cond: tuple[Tensor | None, Tensor | None] | None = None, alpha: Tensor | None = None) -> Tensor:
-        """log P_F(a | s; β) for every action, −inf where invalid: [N, n_actions].
-
-        ``cond`` is ``condition(beta)`` when the caller already has it (sampling loops); ``alpha`` is a β-free
-        policy's ``forward_alpha(states)`` when the caller already has it (a table over every state).
-        """
-        cond = self.condition(beta) if cond is None else cond
+    def forward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None,
+                          alpha: Tensor | None = None) -> Tensor:
         mask = self.env.forward_mask(states)
-        if alpha is None:
-            return self._logits(self.forward_net, states, cond, mask).log_softmax(dim=1)
-        return self._scaled(alpha, cond[1], mask).log_softmax(dim=1)
+        if alpha is not None:  # only the scale is needed: f_θ(β) of the rows
+            scale = self.conditioner.logit_scale(beta) if cond is None else cond[1]
+            return self.scaled(alpha, scale, mask).log_softmax(dim=1)
+        cond = self.condition(beta) if cond is None else cond
+        return self.logits(False, states, cond, mask).log_softmax(dim=1)
 
-    def backward_log_probs(self, states: Tensor, beta: Tensor,
-                           cond: tuple[Tensor | None, Tensor | None] | None = None) -> Tensor:
-        """log P_B(b | s; β) for every backward action: [N, n_bwd_actions]."""
+    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None) -> Tensor:
         mask = self.env.backward_mask(states)
         if self.backward_net is None:
             n = mask.sum(1, keepdim=True).clamp(min=1)
             return torch.where(mask, -n.float().log(), float("-inf"))
         cond = self.condition(beta) if cond is None else cond
-        return self._logits(self.backward_net, states, cond, mask).log_softmax(dim=1)
+        return log_softmax_over_parents(self.logits(True, states, cond, mask), mask)
 
     def log_z(self, beta: Tensor) -> Tensor:
-        """log Z_θ(β): [N]."""
         return self.log_z_net(self.conditioner.features(beta)).squeeze(1)
 
     def log_flow(self, states: Tensor, beta: Tensor) -> Tensor:
-        """log F(s, β): [N]; only with ``state_flow``."""
         if self.flow_net is None:
             raise RuntimeError("this policy has no state flow; use a loss that needs one (db, subtb)")
         x = torch.cat([self.env.encode(states), self.conditioner.features(beta)], dim=1)
         return self.flow_net(x).squeeze(1)
 
     @property
-    def members(self) -> list["Policy"]:
-        """The policies that are trained, each with its own loss: this one (see :class:`PolicyEnsemble`)."""
+    def members(self) -> list["Policy"]:  # type: ignore[override]
         return [self]
 
     def set_range(self, low: float, high: float) -> None:
-        """Fix the β range of the conditioner (a thermometer code's; kept in checkpoints)."""
         self.conditioner.set_range(low, high)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameters by optimiser group: policy, z, scale, flow (each may get its own learning rate)."""
         scale = list(self.conditioner.scale_net.parameters()) if self.conditioner.scale_net is not None else []
         scale_ids = {id(p) for p in scale}
         z = list(self.log_z_net.parameters())
@@ -151,7 +216,7 @@ class Policy(nn.Module):
         return {"policy": policy, "z": z, "scale": scale, "flow": flow}
 
 
-class PolicyEnsemble(nn.Module):
+class PolicyEnsemble(BasePolicy):
     """K policies trained side by side that sample as one: P_F(· | s; β) = softmax(mean_k α_k(s, ·) / f_k(β)).
 
     Each member has its own α_θ, f_θ, Z_θ (and P_B), its own loss and its own gradient clipping; with ``split``
@@ -160,70 +225,73 @@ class PolicyEnsemble(nn.Module):
     the data their learned rankings err independently; the mean of their scaled logits is, for log-flows, the
     geometric mean of the members' learned rewards, sampled at β, which averages those errors out where a single
     policy follows its own (offline TFBind8: see ``model.ensemble``).
-    It offers the sampling side of :class:`Policy` (training goes through :attr:`members`).
     """
 
     def __init__(self, members: list[Policy], split: bool = False) -> None:
         super().__init__()
-        self.members = nn.ModuleList(members)
+        self.members = nn.ModuleList(members)  # type: ignore[assignment]
         self.env = members[0].env
         self.split = split
 
-    def slices(self, n: int, device: torch.device | None = None) -> tuple[Tensor, ...]:
-        """The rows of a batch of n that each member trains on when ``split`` (its own trajectories)."""
-        return torch.arange(n, device=device).tensor_split(len(self.members))
+    def _slices(self, n: int) -> list[slice]:
+        """The contiguous rows of a batch of n that each member owns when ``split``."""
+        k = len(self.members)
+        bounds = [i * (n // k) + min(i, n % k) for i in range(k + 1)]  # as torch.tensor_split: larger parts first
+        return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+    def training_parts(self, n: int) -> list[tuple[Policy, slice]]:
+        """With ``split``, member k trains on the k-th of K equal slices of the batch; else every member on all."""
+        return list(zip(self.members, self._slices(n))) if self.split else super().training_parts(n)
+
+    def backward_parts(self, n: int) -> list[tuple[BasePolicy, slice]]:
+        """With ``split``, member k draws its own slice's trajectories with its own P_B; else the mean P_B."""
+        return list(zip(self.members, self._slices(n))) if self.split else super().backward_parts(n)
 
     @property
-    def conditioner(self) -> Conditioner:
+    def conditioner(self) -> Conditioner:  # type: ignore[override]
         """The first member's: the members share the conditioner's settings (fixed β, range)."""
         return self.members[0].conditioner
 
     @property
-    def backward_net(self) -> nn.Module | None:
-        return self.members[0].backward_net
-
-    @property
-    def alpha_is_beta_free(self) -> bool:
-        return all(m.alpha_is_beta_free for m in self.members)
+    def learned_backward(self) -> bool:
+        return self.members[0].learned_backward
 
     def forward_alpha(self, states: Tensor) -> Tensor:
         """Every member's β-free α_θ(s, ·): [K, N, n_actions]."""
         return torch.stack([m.forward_alpha(states) for m in self.members])
 
-    def forward_log_probs_from(self, alpha: Tensor, states: Tensor, beta: Tensor) -> Tensor:
-        """log P_F from ``forward_alpha(states)``, without running the networks again for each β."""
-        mask = self.env.forward_mask(states)
-        return self._mean_log_probs([m._scaled(a, m.conditioner.logit_scale(beta), mask)
-                                     for m, a in zip(self.members, alpha)])
-
     def set_range(self, low: float, high: float) -> None:
         for member in self.members:
-            member.conditioner.set_range(low, high)
+            member.set_range(low, high)
 
-    def condition(self, beta: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    def condition(self, beta: Tensor) -> Conditioning:
         """Nothing precomputed: each member conditions its own rows (see :meth:`forward_log_probs`)."""
         return None, None
 
-    def _mean_log_probs(self, logits: list[Tensor]) -> Tensor:
+    def forward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None,
+                          alpha: Tensor | None = None) -> Tensor:
+        """log P_F of the mean policy; ``alpha``: ``forward_alpha(states)`` when the caller already has it."""
+        mask = self.env.forward_mask(states)
+        if alpha is not None:
+            logits = [m.scaled(a, m.conditioner.logit_scale(beta), mask) for m, a in zip(self.members, alpha)]
+        else:
+            logits = [m.logits(False, states, m.condition(beta), mask) for m in self.members]
         return torch.stack(logits).mean(0).log_softmax(dim=1)
 
-    def forward_log_probs(self, states: Tensor, beta: Tensor, cond: object = None, alpha: Tensor | None = None) -> Tensor:
-        """log P_F of the mean policy; ``alpha``: ``forward_alpha(states)`` when the caller already has it."""
-        if alpha is not None:
-            return self.forward_log_probs_from(alpha, states, beta)
-        mask = self.env.forward_mask(states)
-        return self._mean_log_probs([m._logits(m.forward_net, states, m.condition(beta), mask) for m in self.members])
-
-    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: object = None) -> Tensor:
-        if self.backward_net is None:
+    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None) -> Tensor:
+        if not self.learned_backward:
             return self.members[0].backward_log_probs(states, beta)
         mask = self.env.backward_mask(states)
-        return self._mean_log_probs([m._logits(m.backward_net, states, m.condition(beta), mask)
-                                     for m in self.members])
+        logits = torch.stack([m.logits(True, states, m.condition(beta), mask) for m in self.members])
+        return log_softmax_over_parents(logits.mean(0), mask)
 
     def log_z(self, beta: Tensor) -> Tensor:
         """The members' mean log Z_θ(β): an estimate, as the ensemble's own normaliser is not trained."""
         return torch.stack([m.log_z(beta) for m in self.members]).mean(0)
+
+    def log_flow(self, states: Tensor, beta: Tensor) -> Tensor:
+        """The members' mean log F(s, β) (an estimate, like :meth:`log_z`)."""
+        return torch.stack([m.log_flow(states, beta) for m in self.members]).mean(0)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups: dict[str, list[nn.Parameter]] = {}

@@ -7,42 +7,52 @@ or NaN marks an object it cannot score. An object is *invalid* when the oracle r
 it, times out on it, or gives a value the reward transform cannot take (NaN, ±inf, and
 without ``clip_min`` anything <= 0). Invalid objects get NaN as raw reward, are reported
 (one warning line per batch) and are left out of training; ``fail_fast`` raises instead.
+
+Where the oracle runs (in this process, on local processes or on Ray) is the task's executor
+(:mod:`lgfn.oracles.executors`); what it remembers, its cache (:mod:`lgfn.oracles.cache`).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import logging
 import math
 import signal
 import threading
+import time
 from collections import Counter
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from lgfn import registry
-from lgfn.errors import ConfigError, LgfnError
+from lgfn.errors import ConfigError
+from lgfn.oracles.cache import MemoryCache, SqliteCache
+from lgfn.oracles.calls import OracleError, OracleFactory
+from lgfn.oracles.executors import Executor, InlineExecutor
 from lgfn.registry import ORACLE_INPUTS, ComponentSpec
+
+__all__ = ["GuardedOracle", "OracleError", "oracle_factory"]
 
 log = logging.getLogger("lgfn.oracles")
 
 MAX_REPORTS = 20  # warning lines per oracle; later invalid objects are only counted (oracle/invalid)
 
 
-class OracleError(LgfnError):
-    """An oracle is unusable, or could not score an object and the task is set to fail fast."""
-
-
-class OracleTimeout(Exception):
-    """An oracle call ran past the task's ``oracle_timeout``."""
-
-
-def build_oracle(spec: ComponentSpec | Callable[..., Any]) -> tuple[Callable[..., Any], str, str]:
-    """(the oracle, what it takes, its name) from a config spec or an already built callable."""
-    oracle = registry.build("oracle", spec)
+def oracle_factory(spec: ComponentSpec | Callable[..., Any]) -> tuple[OracleFactory, str, str, str]:
+    """(what builds the oracle, what it takes, its name, its settings as a cache namespace) from a config spec or
+    an already built callable. Nothing is built here: a pool builds the oracle in its workers only."""
+    if isinstance(spec, (str, Mapping)):
+        target, kwargs = registry.split_spec("oracle", spec)
+        registry.check_arguments("oracle", target, kwargs)
+        factory = OracleFactory(target, kwargs)
+    else:
+        target, kwargs = spec, {}
+        factory = OracleFactory(spec, built=True)
     if isinstance(spec, str):
         name = spec
     elif isinstance(spec, Mapping) and "class_path" in spec:
@@ -51,76 +61,71 @@ def build_oracle(spec: ComponentSpec | Callable[..., Any]) -> tuple[Callable[...
         name = str(spec.get("name"))
     else:
         name = getattr(spec, "__name__", type(spec).__name__)
-    if not callable(oracle):
+    instances_callable = not inspect.isclass(target) or any("__call__" in vars(k) for k in target.__mro__[:-1])
+    if not callable(target) or not instances_callable:
         raise OracleError(f"oracle {name} is not callable; it must map a batch of objects to rewards")
-    target = oracle.func if isinstance(oracle, functools.partial) else oracle
-    inputs = getattr(target, "lgfn_inputs", getattr(type(target), "lgfn_inputs", "tokens"))
+    base = target.func if isinstance(target, functools.partial) else target
+    inputs = getattr(base, "lgfn_inputs", getattr(type(base), "lgfn_inputs", "tokens"))
     if inputs not in ORACLE_INPUTS:
         raise OracleError(f"oracle {name}: lgfn_inputs must be one of {', '.join(ORACLE_INPUTS)}, got {inputs!r}")
-    return oracle, inputs, name
-
-
-@contextmanager
-def _deadline(seconds: float | None) -> Iterator[None]:
-    """Raise OracleTimeout in the running code after ``seconds`` (SIGALRM: interrupts Python code and
-    blocking I/O; a long call inside a C extension is interrupted when it returns to Python)."""
-    if seconds is None:
-        yield
-        return
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise OracleTimeout(f"timed out after {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _one_line(err: BaseException) -> str:
-    if isinstance(err, OracleTimeout):
-        return str(err)
-    text = str(err).strip().splitlines()
-    return f"raised {type(err).__name__}: {text[0][:200]}" if text else f"raised {type(err).__name__}"
+    namespace = f"{name} {json.dumps(kwargs, sort_keys=True, default=str)}"
+    return factory, inputs, name, namespace
 
 
 class GuardedOracle:
-    """Calls an oracle on a whole batch and finds the objects it cannot score.
+    """Calls an oracle on a whole batch through its executor, and finds the objects it cannot score.
 
-    The happy path is one call and a few vectorised checks. When a call raises (or times
-    out), the batch is split in halves and each half retried, so k bad objects among N cost
-    about 2k·log2(N) extra calls and every good object is still scored.
+    The happy path is one call per part (see :mod:`lgfn.oracles.executors`) and a few vectorised checks.
+    When a call raises, its part is split in halves and each half retried (:func:`lgfn.oracles.calls.score_batch`).
+    With a cache, known objects are not scored again and each new object is scored once per batch.
 
     Args:
-        oracle: the callable (see :func:`build_oracle`).
+        oracle: the callable, or what builds it (see :func:`oracle_factory`).
         name: its name, for messages.
-        timeout: seconds one call may take (None: no limit). Needs the main thread of a POSIX process.
+        timeout: seconds one call may take (None: no limit). Inline, it needs the main thread of a POSIX process.
         fail_fast: raise :class:`OracleError` naming the first invalid object instead of leaving it out.
+        executor: where the oracle runs (default: inline).
+        cache: values remembered by object string (default: none).
     """
 
-    def __init__(self, oracle: Callable[..., Any], name: str, timeout: float | None = None,
-                 fail_fast: bool = False) -> None:
+    def __init__(self, oracle: Callable[..., Any] | OracleFactory, name: str, timeout: float | None = None,
+                 fail_fast: bool = False, executor: Executor | None = None,
+                 cache: MemoryCache | SqliteCache | None = None) -> None:
         if timeout is not None and (timeout <= 0 or not hasattr(signal, "setitimer")):
             raise ConfigError(f"oracle_timeout must be a positive number of seconds on a POSIX system, got {timeout}")
-        self.oracle, self.name, self.timeout, self.fail_fast = oracle, name, timeout, fail_fast
+        self.factory = oracle if isinstance(oracle, OracleFactory) else OracleFactory(oracle, built=True)
+        self.name, self.timeout, self.fail_fast = name, timeout, fail_fast
+        self.executor = executor or InlineExecutor()
+        self.cache = cache
         self.reports = 0
+        self.seconds = 0.0  # wall time in oracle calls (the run summary reports its share)
+        self.scored = 0  # objects sent to the oracle (cache hits are not)
+
+    @property
+    def oracle(self) -> Callable[..., Any]:
+        """The oracle built in this process (inline it is the one that scores; a pool builds its own)."""
+        if isinstance(self.executor, InlineExecutor):
+            return self.executor.oracle(self.factory)
+        if not hasattr(self, "_local"):
+            self._local = self.factory.build()
+        return self._local
 
     def __call__(self, x: Tensor, inputs: Tensor | Sequence[str], admissible: Callable[[Tensor], Tensor],
                  to_strings: Callable[[Tensor], list[str]]) -> Tensor:
         """Raw rewards float64 [N] of the objects x given to the oracle as ``inputs``, NaN where invalid.
 
-        ``admissible(raw)`` says which raw values the task can use; ``to_strings`` names objects in messages.
+        ``admissible(raw)`` says which raw values the task can use; ``to_strings`` names objects in messages
+        and keys the cache.
         """
-        if self.timeout is not None and threading.current_thread() is not threading.main_thread():
-            raise ConfigError("oracle_timeout works on the main thread only; unset it to call the oracle from a thread")
+        inline = isinstance(self.executor, InlineExecutor)
+        if inline and self.timeout is not None and threading.current_thread() is not threading.main_thread():
+            raise ConfigError("oracle_timeout on the inline executor works on the main thread only (not with "
+                              "data.max_pending_rounds > 0); use executor: processes, or unset oracle_timeout")
         n = len(x)
         raw = torch.full((n,), math.nan, dtype=torch.float64)
         errors: dict[int, str] = {}
         if n:
-            self._score(torch.arange(n), inputs, raw, errors)
+            self._fill(x, inputs, to_strings, raw, errors)
         bad = ~admissible(raw)
         if not bool(bad.any()):
             return raw
@@ -134,36 +139,59 @@ class GuardedOracle:
         self._report(n, reasons, bad_idx, to_strings, x)
         return raw
 
-    def _score(self, idx: Tensor, inputs: Tensor | Sequence[str], raw: Tensor, errors: dict[int, str]) -> None:
-        """Fill raw[idx]; on an exception, split the batch to find the objects that cause it."""
-        part = inputs[idx] if isinstance(inputs, Tensor) else [inputs[i] for i in idx.tolist()]
-        try:
-            with _deadline(self.timeout):
-                out = self.oracle(part)
-        except (Exception, SystemExit) as err:  # noqa: BLE001 (any failure of user code marks objects, never the run;
-            # sys.exit() in an oracle is a failure too, not a request to end lgfn)
-            if len(idx) == 1:
-                errors[int(idx[0])] = _one_line(err)
-                return
-            half = len(idx) // 2
-            self._score(idx[:half], inputs, raw, errors)
-            self._score(idx[half:], inputs, raw, errors)
+    def _fill(self, x: Tensor, inputs: Tensor | Sequence[str], to_strings: Callable[[Tensor], list[str]],
+              raw: Tensor, errors: dict[int, str]) -> None:
+        """Fill raw (and errors) from the cache, then from the executor for the objects it does not know."""
+        n = len(x)
+        if self.cache is None:
+            todo = list(range(n))
+        else:
+            keys = to_strings(x)
+            known = self.cache.get(keys)
+            first: dict[str, int] = {}
+            for i, key in enumerate(keys):
+                if key in known:
+                    raw[i] = known[key]
+                else:
+                    first.setdefault(key, i)
+            todo = list(first.values())
+        if not todo:
             return
-        raw[idx] = self._values(out, len(idx))
+        values, found = self._run(_select(inputs, todo) if len(todo) < n else inputs)
+        raw[todo] = torch.from_numpy(values)
+        errors.update((todo[j], why) for j, why in found.items())
+        if self.cache is not None:
+            self.cache.put({keys[todo[j]]: float(values[j]) for j in range(len(todo)) if j not in found})
+            for i, key in enumerate(keys):  # repeats of a new object within the batch
+                if key in first and first[key] != i:
+                    raw[i] = raw[first[key]]
+                    if first[key] in errors:
+                        errors[i] = errors[first[key]]
 
-    def _values(self, out: Any, n: int) -> Tensor:
-        """The oracle's output as float64 [n] (None -> NaN); a wrong count is a bug in the oracle, not an object."""
-        if isinstance(out, (list, tuple)):
-            out = [math.nan if v is None else v for v in out]
-        try:
-            values = torch.as_tensor(out, dtype=torch.float64).detach().cpu().reshape(-1)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise OracleError(f"oracle {self.name} returned {type(out).__name__} that is not a list of numbers "
-                             f"({err})") from None
-        if len(values) != n:
-            raise OracleError(f"oracle {self.name} returned {len(values)} values for {n} objects; "
-                             "it must return one reward per object")
-        return values
+    def _run(self, inputs: Tensor | Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
+        """Values and errors of the objects ``inputs``, scored in parts by the executor."""
+        start = time.perf_counter()
+        n = len(inputs)
+        size = self.executor.part_size(n)
+        bounds = [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+        # a part of a tensor is copied, or pickling it to a worker would send the whole batch
+        parts = [inputs] if len(bounds) == 1 else [_copy(inputs[lo:hi]) for lo, hi in bounds]
+        outcomes = self.executor.run(self.factory, parts, self.name, self.timeout)
+        values = np.full(n, math.nan)
+        errors: dict[int, str] = {}
+        for (lo, hi), outcome in zip(bounds, outcomes):
+            if outcome.lost is not None:
+                errors.update((i, outcome.lost) for i in range(lo, hi))
+                continue
+            values[lo:hi] = outcome.values
+            errors.update((lo + j, why) for j, why in outcome.errors.items())
+        self.seconds += time.perf_counter() - start
+        self.scored += n
+        return values, errors
+
+    def close(self) -> None:
+        """Stop the executor's workers."""
+        self.executor.close()
 
     def _report(self, n: int, reasons: list[str], bad_idx: Tensor, to_strings: Callable[[Tensor], list[str]],
                 x: Tensor) -> None:
@@ -179,6 +207,14 @@ class GuardedOracle:
         parts = "; ".join(f"{c} {r} (e.g. {example[r]!r})" for r, c in counts.most_common())
         tail = " (further reports only in the oracle/invalid metric)" if self.reports == MAX_REPORTS else ""
         log.warning("oracle %s: %d of %d objects left out of training: %s%s", self.name, len(reasons), n, parts, tail)
+
+
+def _copy(part: Tensor | Sequence[str]) -> Tensor | Sequence[str]:
+    return part.clone() if isinstance(part, Tensor) else part
+
+
+def _select(inputs: Tensor | Sequence[str], idx: list[int]) -> Tensor | list[str]:
+    return inputs[torch.tensor(idx)] if isinstance(inputs, Tensor) else [inputs[i] for i in idx]
 
 
 def _value_reason(value: float) -> str:

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lgfn.chem.blocks import BlockSet, block_set
+from lgfn.chem.blocks import BlockSet
+from lgfn.taskdata.block_sets import block_set
 from lgfn.taskdata.files import data_path
 from lgfn.registry import register_oracle
 

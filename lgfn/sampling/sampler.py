@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from lgfn.errors import ConfigError
-from lgfn.models.policy import Policy, PolicyEnsemble
-from lgfn.sampling.trajectories import Trajectories, sample_backward, sample_forward
+from lgfn.models.policy import BasePolicy
+from lgfn.sampling.trajectories import Trajectories, diverged_error, sample_backward, sample_forward
 from lgfn.settings import positive
 from lgfn.tasks.base import Task
 
@@ -29,7 +29,7 @@ Subscriber = Callable[[Trajectories, int], None]
 class Sampler:
     """Draws trajectories with a policy over a task's MDP, at any β, and scores their objects."""
 
-    def __init__(self, task: Task, policy: Policy | PolicyEnsemble) -> None:
+    def __init__(self, task: Task, policy: BasePolicy) -> None:
         self.task, self.policy = task, policy
         self.trained_beta: tuple[float, float] | None = None
         fixed = policy.conditioner.fixed_beta
@@ -37,6 +37,9 @@ class Sampler:
             self.trained_beta = (fixed, fixed)
         self._warned: set[float] = set()
         self._subscribers: list[Subscriber] = []
+        self.defer_checks = False
+        self.compiled = False  # training rollouts as compiled programs (``model.compile``; evaluation stays eager)
+        self._diverged: Tensor | None = None
 
     @property
     def fixed_beta(self) -> float | None:
@@ -77,7 +80,7 @@ class Sampler:
     def score(self, traj: Trajectories) -> Trajectories:
         """Fill in the rewards of sampled trajectories in one batched oracle call (NaN where it cannot score)."""
         x = traj.x
-        raw = self.task.raw_reward(x.cpu()).to(x.device)
+        raw = self.task.raw_reward(x) if self.task.on_device else self.task.raw_reward(x.cpu()).to(x.device)
         traj.raw_reward, traj.log_reward = raw, self.task.log_reward(raw).to(x.device)
         return traj
 
@@ -92,28 +95,61 @@ class Sampler:
         seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
         return torch.Generator(device).manual_seed(seed)
 
-    def forward(self, beta: Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None) -> Trajectories:
+    def _checked(self, traj: Trajectories, diverged: Tensor) -> Trajectories:
+        """Raise at once if the rollout's policy diverged; under ``defer_checks`` (training) the flag only
+        accumulates on the device, to be read by :meth:`raise_if_diverged` on logging steps: no read-back a
+        rollout."""
+        if not self.defer_checks:
+            if bool(diverged):
+                raise diverged_error()
+        else:
+            self._diverged = diverged if self._diverged is None else self._diverged | diverged
+        return traj
+
+    def raise_if_diverged(self) -> None:
+        """Read the deferred divergence flag (one read-back) and raise if any rollout since the last read
+        diverged."""
+        flag, self._diverged = self._diverged, None
+        if flag is not None and bool(flag):
+            raise diverged_error()
+
+    def forward(self, beta: Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None,
+                compiled: bool = False) -> Trajectories:
         """Scored trajectories sampled forward at the given β (ε-uniform exploration when ε > 0)."""
         generator = self._on_device(generator)
-        return self.score(sample_forward(self.task.env, self.policy, beta, epsilon, generator))
+        traj = sample_forward(self.task.env, self.policy, beta, epsilon, generator, compiled)
+        return self.score(self._checked(*traj))
 
     def backward(self, x: Tensor, beta: Tensor, generator: torch.Generator | None = None) -> Trajectories:
         """Trajectories to the objects x drawn backwards with P_B(·|β) (rewards left for the caller)."""
-        x, beta, policy = x.to(self.device), beta.to(self.device), self.policy
+        x, beta = x.to(self.device), beta.to(self.device)
         generator = self._on_device(generator)
-        if isinstance(policy, PolicyEnsemble) and policy.split:  # each member's slice with its own P_B
-            return Trajectories.cat([sample_backward(self.task.env, m, x[rows], beta[rows], generator)
-                                     for m, rows in zip(policy.members, policy.slices(len(x), self.device))])
-        return sample_backward(self.task.env, policy, x, beta, generator)
+        parts = [sample_backward(self.task.env, policy, x[rows], beta[rows], generator, self.compiled)
+                 for policy, rows in self.policy.backward_parts(len(x))]  # a split ensemble: each member its own
+        if len(parts) == 1:
+            return self._checked(*parts[0])
+        return self._checked(Trajectories.cat([p for p, _ in parts]), torch.stack([d for _, d in parts]).any())
 
     def explore(self, beta: Tensor, epsilon: float, generator: torch.Generator | None = None) -> Trajectories:
         """A training round's samples: drawn forward, scored, those the oracle could not score left out; the
         subscribers hear of them (on every rank, once a round)."""
-        traj = self.forward(beta.to(self.device), epsilon, generator)
-        scored = traj.raw_reward.isfinite()
-        invalid = int((~scored).sum())
-        if invalid:
-            traj = traj.index(scored)
+        return self.admit(self.forward(beta.to(self.device), epsilon, generator, self.compiled))
+
+    def draw(self, beta: Tensor, epsilon: float, generator: torch.Generator | None = None) -> Trajectories:
+        """A training round's samples, not yet scored: for rounds scored (:meth:`score`) while training goes on,
+        then :meth:`admit`-ted."""
+        generator = self._on_device(generator)
+        return self._checked(*sample_forward(self.task.env, self.policy, beta.to(self.device), epsilon, generator,
+                                             self.compiled))
+
+    def admit(self, traj: Trajectories) -> Trajectories:
+        """A scored training round, less the objects the oracle could not score; the subscribers hear of it."""
+        invalid = 0
+        if not self.task.on_device:  # a host oracle may leave objects unscored (an on-device one scores all)
+            scored = traj.raw_reward.isfinite()
+            invalid = int((~scored).sum())
+            if invalid:
+                traj = traj.index(scored)
         for subscriber in self._subscribers:
             subscriber(traj, invalid)
         return traj

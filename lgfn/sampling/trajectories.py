@@ -9,12 +9,13 @@ from torch import Tensor
 
 from lgfn.envs.base import Env
 from lgfn.errors import TrainingError
-from lgfn.models.policy import Policy, PolicyEnsemble
+from lgfn.compilation import program
+from lgfn.models.policy import BasePolicy, Conditioning
 
 
 @dataclass
 class Trajectories:
-    """B trajectories padded to T = env.max_steps actions.
+    """B trajectories padded to T actions: at most ``env.max_steps``, at least the longest trajectory's.
 
     ``states[:, t]`` is the state before action t; from index ``lengths`` on it holds
     the object x. ``actions`` is −1 after the stop action; ``bwd_actions`` is −1 on the
@@ -48,28 +49,44 @@ class Trajectories:
     def index(self, idx: Tensor) -> "Trajectories":
         return Trajectories(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
+    def padded(self, T: int) -> "Trajectories":
+        """The same trajectories with T action slots (T at least the longest): rollouts that stopped early have
+        fewer, and batches of different rollouts are joined at one T."""
+        pad = T - self.actions.shape[1]
+        if pad <= 0:
+            return self
+        x = self.x[:, None].expand(-1, pad, -1)
+        fill = self.actions.new_full((len(self), pad), -1)
+        return Trajectories(torch.cat([self.states, x], 1), torch.cat([self.actions, fill], 1),
+                            torch.cat([self.bwd_actions, fill], 1), self.lengths, self.beta, self.log_reward,
+                            self.raw_reward)
+
     @staticmethod
     def cat(parts: list["Trajectories"]) -> "Trajectories":
+        T = max(p.actions.shape[1] for p in parts)
+        parts = [p.padded(T) for p in parts]
         return Trajectories(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Trajectories)})
 
 
-def rows_of(cond: tuple[Tensor | None, Tensor | None], idx: Tensor) -> tuple[Tensor | None, Tensor | None]:
-    """The rows ``idx`` of a precomputed conditioning (embedding, temperature)."""
-    return tuple(None if c is None else c[idx] for c in cond)  # type: ignore[return-value]
+def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Standard Gumbel noise −log(−log U) for a whole rollout, drawn up front from the seeded generator: the
+    steps then draw nothing (a compiled rollout holds no generator call), and a rollout's randomness is one
+    call whatever its batch does."""
+    u = torch.rand(shape, generator=generator, device=device)
+    return u.clamp_(min=torch.finfo(u.dtype).tiny).log_().neg_().log_().neg_()
 
 
-def _draw(log_probs: Tensor, generator: torch.Generator | None) -> Tensor:
-    """One action per row, drawn exactly from exp(log_probs) by the Gumbel-max trick: argmax(log p − log E) with
-    E = −log U ~ Exp(1) (U < 1, so E > 0; −inf log-probabilities are never drawn).
+def _draw(log_probs: Tensor, gumbel: Tensor) -> Tensor:
+    """One action per row, drawn exactly from exp(log_probs) by the Gumbel-max trick: argmax(log p + G) with G
+    standard Gumbel (−inf log-probabilities are never drawn).
 
-    ``torch.multinomial`` validates its input on the host on every call (~100 µs a sampling step on a CPU, a
-    device synchronisation on a GPU); here a diverged policy (NaN probabilities) is found by the caller instead.
+    ``torch.multinomial`` validates its input on the host on every call (a device synchronisation on a GPU);
+    here a diverged policy (NaN probabilities) is flagged on the device and raised once per rollout instead.
     """
-    e = torch.rand(log_probs.shape, generator=generator, device=log_probs.device).log_().neg_()
-    return (log_probs - e.log_()).argmax(1)
+    return (log_probs + gumbel).argmax(1)
 
 
-def _diverged() -> TrainingError:
+def diverged_error() -> TrainingError:
     """A policy whose probabilities are no longer numbers (a user can cause it with learning rates or β ranges)."""
     return TrainingError("training diverged: the policy's action probabilities are no longer finite; lower the "
                          "learning rates (model.lr_*), narrow the β range or set model.grad_clip")
@@ -84,7 +101,7 @@ def _mix_uniform(log_probs: Tensor, epsilon: float) -> Tensor:
     return ((1 - epsilon) * log_probs.exp() + epsilon * uniform).log()
 
 
-def _alpha_table(env: Env, policy: Policy | PolicyEnsemble, n: int, device: torch.device) -> Tensor | None:
+def _alpha_table(env: Env, policy: BasePolicy, n: int, device: torch.device) -> Tensor | None:
     """A β-free policy's α_θ over every state of a small MDP, in ``state_index`` order: one network call for the
     whole rollout instead of one a step (the per-step calls' fixed costs dominate at small batches). Only where the
     MDP has at most 2n states, so the table costs no more rows than the rollout would visit."""
@@ -93,85 +110,133 @@ def _alpha_table(env: Env, policy: Policy | PolicyEnsemble, n: int, device: torc
     return policy.forward_alpha(env.all_states_on(device))
 
 
+DONE_CHECK_EVERY = 4
+"""Rollouts over MDPs whose trajectories differ in length (grids) run in chunks of this many steps and test
+"all finished?" after each: one read-back a chunk, against running to a horizon that few trajectories reach
+(4-D grid: 46 steps, ~5 used by an untrained policy). Fixed-length MDPs (sequences) run all ``max_steps`` as
+one chunk and never test."""
+
+
+def _chunks(env: Env, steps: int) -> list[tuple[int, int]]:
+    """(start, stop) of the chunks of a rollout of ``steps`` steps (see :data:`DONE_CHECK_EVERY`)."""
+    size = max(steps, 1) if env.fixed_length else DONE_CHECK_EVERY
+    return [(a, min(a + size, steps)) for a in range(0, steps, size)]
+
+
+def _forward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: Tensor, cond: Conditioning,
+                   gumbel: Tensor, epsilon: float, table: Tensor | None) -> tuple[Tensor, ...]:
+    """``len(gumbel)`` steps of every row: (states after each [n, k, D], actions taken (−1 once done) [n, k],
+    backward actions [n, k], done, whether a row's probabilities were NaN).
+
+    Pure fixed-shape tensor code with the noise given: the unit that ``model.compile`` compiles (a chunk as one
+    program: a compiled call costs tens of µs, a step of a small batch not much more)."""
+    states, actions, bwd = [], [], []
+    nan_any = torch.zeros((), dtype=torch.bool, device=s.device)
+    for noise in gumbel:
+        alpha = None if table is None else table[..., env.state_index(s), :]
+        log_probs = _mix_uniform(policy.forward_log_probs(s, beta, cond, alpha), epsilon)
+        nan = log_probs[:, 0].isnan() & ~done  # a NaN logit makes its whole row NaN (log_softmax)
+        a = torch.where(nan, env.stop_action, _draw(log_probs, noise))
+        moves = ~done & (a != env.stop_action)
+        safe = torch.where(moves, a, 0)  # a finished or stopping row steps nowhere: any in-range action will do
+        bwd.append(torch.where(moves, env.bwd_action_of(s, safe), -1))
+        actions.append(torch.where(done, -1, a))
+        s = torch.where(moves[:, None], env.step(s, safe), s)
+        states.append(s)
+        done, nan_any = done | ~moves, nan_any | nan.any()
+    return torch.stack(states, 1), torch.stack(actions, 1), torch.stack(bwd, 1), done, nan_any
+
+
 @torch.no_grad()
 def sample_forward(
-    env: Env, policy: Policy | PolicyEnsemble, beta: Tensor, epsilon: float = 0.0,
-    generator: torch.Generator | None = None,
-) -> Trajectories:
+    env: Env, policy: BasePolicy, beta: Tensor, epsilon: float = 0.0,
+    generator: torch.Generator | None = None, compiled: bool = False,
+) -> tuple[Trajectories, Tensor]:
     """Roll out len(beta) trajectories with P_F(·|·; β), mixed with ε-uniform exploration.
 
-    One batched network call per time step (one per rollout for a β-free policy over a small MDP: see
-    :func:`_alpha_table`); finished trajectories drop out of the batch. Rewards are left at zero for the caller
-    to fill in one batched oracle call.
+    Fixed shape: all rows advance together for the MDP's horizon ``max_steps`` (variable-length MDPs stop early
+    once every row has: :data:`DONE_CHECK_EVERY`), and a finished row stays in the batch at its object under a
+    ``done`` mask, so a rollout over a fixed-length MDP reads nothing back to the host (no filtering) and every
+    step has the same shapes. The noise of the whole rollout is drawn up front, so its steps are pure tensor
+    code (:func:`_forward_steps`, compiled with ``compiled``). One batched network call per step (one per
+    rollout for a β-free policy over a small MDP: see :func:`_alpha_table`). The trajectories' T is the number
+    of steps run; rewards are left at zero for the caller to fill in one batched oracle call.
+
+    Returns the trajectories and a 0-dim bool on the device: whether the policy's probabilities were not
+    finite for some unfinished row (those rows stop there); the caller raises :func:`diverged_error` on it.
     """
     n, device = len(beta), beta.device
     T = env.max_steps
-    states = env.initial(n, device)
-    history = [states]
-    actions = torch.full((n, T), -1, dtype=torch.long, device=device)
-    bwd = torch.full((n, T), -1, dtype=torch.long, device=device)
-    active = torch.arange(n, device=device)
-    emb, temp = policy.condition(beta)
-    table = _alpha_table(env, policy, n, device)
+    gumbel = gumbel_noise((T, n, env.n_actions), generator, device)
+    s = env.initial(n, device)
+    states, actions, bwd = [s[:, None]], [], []
+    done = torch.zeros(n, dtype=torch.bool, device=device)
     diverged = torch.zeros((), dtype=torch.bool, device=device)
-    for t in range(T):
-        if len(active) == 0:
+    cond = policy.condition(beta)
+    table = _alpha_table(env, policy, n, device)
+    steps = program(_forward_steps, compiled)
+    for start, stop in _chunks(env, T):
+        chunk, a, b, done, nan = steps(env, policy, s, done, beta, cond, gumbel[start:stop], epsilon, table)
+        states.append(chunk), actions.append(a), bwd.append(b)
+        s, diverged = chunk[:, -1], diverged | nan
+        if not env.fixed_length and stop < T and bool(done.all()):
             break
-        s = states[active]
-        alpha = None if table is None else table[..., env.state_index(s), :]
-        log_probs = policy.forward_log_probs(s, beta[active], rows_of((emb, temp), active), alpha)
-        log_probs = _mix_uniform(log_probs, epsilon)
-        nan = log_probs[:, 0].isnan()  # a NaN logit makes its whole row NaN (log_softmax)
-        diverged |= nan.any()
-        a = _draw(log_probs, generator).masked_fill_(nan, env.stop_action)  # such rows end here; raised below
-        actions[active, t] = a
-        go_on = (a != env.stop_action).nonzero().squeeze(1)  # the step's one read-back: who goes on
-        s, a, active = s[go_on], a[go_on], active[go_on]
-        states = states.clone()
-        states[active] = env.step(s, a)
-        bwd[active, t] = env.bwd_action_of(s, a)
-        history.append(states)
-    if bool(diverged):
-        raise _diverged()
-    if len(active):
-        raise RuntimeError(f"{type(env).__name__}: trajectories did not stop within max_steps={T}")
-    history += [states] * (T + 1 - len(history))
-    lengths = (actions >= 0).sum(1)  # actions are −1 after the stop
+    actions_t = torch.cat(actions, 1)
+    lengths = (actions_t >= 0).sum(1)  # actions are −1 after the stop; every row stops by max_steps
     zeros = torch.zeros(n, device=device)
-    return Trajectories(torch.stack(history, 1), actions, bwd, lengths, beta, zeros, zeros.double())
+    traj = Trajectories(torch.cat(states, 1), actions_t, torch.cat(bwd, 1), lengths, beta, zeros, zeros.double())
+    return traj, diverged
+
+
+def _backward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: Tensor, cond: Conditioning,
+                    gumbel: Tensor) -> tuple[Tensor, ...]:
+    """``len(gumbel)`` backward steps of every row: (states after each [n, k, D], forward actions [n, k],
+    backward actions [n, k], done, steps taken [n], whether a row's probabilities were NaN)."""
+    states, fwd, bwd = [], [], []
+    moved = torch.zeros(len(s), dtype=torch.long, device=s.device)
+    nan_any = torch.zeros((), dtype=torch.bool, device=s.device)
+    for noise in gumbel:
+        log_probs = policy.backward_log_probs(s, beta, cond)
+        nan = log_probs[:, 0].isnan() & ~done
+        stay = done | nan  # a NaN row's draw could be any action: it steps no further (the caller raises)
+        b = _draw(log_probs, noise)  # rows at s0 have no parent: their draw is in range and unused
+        parents, a = env.backward_step(s, b)
+        s = torch.where(stay[:, None], s, parents)
+        states.append(s), fwd.append(torch.where(stay, -1, a)), bwd.append(torch.where(stay, -1, b))
+        moved, done, nan_any = moved + (~stay).long(), stay | env.is_initial(s), nan_any | nan.any()
+    return torch.stack(states, 1), torch.stack(fwd, 1), torch.stack(bwd, 1), done, moved, nan_any
 
 
 @torch.no_grad()
 def sample_backward(
-    env: Env, policy: Policy | PolicyEnsemble, x: Tensor, beta: Tensor, generator: torch.Generator | None = None
-) -> Trajectories:
-    """Draw a trajectory to each object x backwards with P_B(·|·; β), returned in forward order."""
+    env: Env, policy: BasePolicy, x: Tensor, beta: Tensor, generator: torch.Generator | None = None,
+    compiled: bool = False,
+) -> tuple[Trajectories, Tensor]:
+    """Draw a trajectory to each object x backwards with P_B(·|·; β), returned in forward order.
+
+    Fixed shape like :func:`sample_forward`: every row steps back up to ``max_steps − 1`` times, rows that
+    reached s0 stay there. Returns the trajectories and the 0-dim "diverged" flag.
+    """
     n, device = len(x), x.device
     T = env.max_steps
-    rev_states = [x]
-    rev_fwd = torch.full((n, T), -1, dtype=torch.long, device=device)
-    rev_bwd = torch.full((n, T), -1, dtype=torch.long, device=device)
+    gumbel = gumbel_noise((max(T - 1, 0), n, env.n_bwd_actions), generator, device)
+    rev_states, rev_fwd, rev_bwd = [x[:, None]], [], []  # x, parent of x, ..., s0, s0, ...
+    done = env.is_initial(x)
     steps = torch.zeros(n, dtype=torch.long, device=device)  # non-stop actions to reach x
-    states = x
-    active = torch.arange(n, device=device)[~env.is_initial(x)]
-    emb, temp = policy.condition(beta) if policy.backward_net is not None else (None, None)
-    for k in range(T - 1):
-        if len(active) == 0:
+    diverged = torch.zeros((), dtype=torch.bool, device=device)
+    cond = policy.condition(beta) if policy.learned_backward else (None, None)
+    s = x
+    program_steps = program(_backward_steps, compiled)
+    for start, stop in _chunks(env, T - 1):
+        chunk, a, b, done, moved, nan = program_steps(env, policy, s, done, beta, cond, gumbel[start:stop])
+        rev_states.append(chunk), rev_fwd.append(a), rev_bwd.append(b)
+        s, steps, diverged = chunk[:, -1], steps + moved, diverged | nan
+        if not env.fixed_length and stop < T - 1 and bool(done.all()):
             break
-        s = states[active]
-        log_probs = policy.backward_log_probs(s, beta[active], rows_of((emb, temp), active))
-        if bool(log_probs[:, 0].isnan().any()):  # off the online hot path: a read-back a step is affordable here
-            raise _diverged()
-        b = _draw(log_probs, generator)
-        parents, a = env.backward_step(s, b)
-        states = states.clone()
-        states[active] = parents
-        rev_fwd[active, k], rev_bwd[active, k] = a, b
-        steps[active] += 1
-        active = active[~env.is_initial(parents)]
-        rev_states.append(states)
-    rev_states += [states] * (T - len(rev_states))
-    rev = torch.stack(rev_states, 1)  # [n, T, D]: x, parent of x, ..., s0, s0, ...
+    rev = torch.cat(rev_states, 1)
+    filler = torch.full((n, 1), -1, dtype=torch.long, device=device)  # the slot of the stop action
+    rev_fwd_t, rev_bwd_t = torch.cat(rev_fwd + [filler], 1), torch.cat(rev_bwd + [filler], 1)
+    T = rev.shape[1]  # action slots: the longest row's steps and its stop
     t = torch.arange(T + 1, device=device)[None]
     src = (steps[:, None] - t).clamp(min=0)  # forward step t is reverse step (steps - t)
     fwd_states = torch.gather(rev, 1, src.clamp(max=T - 1)[..., None].expand(-1, -1, rev.shape[2]))
@@ -179,10 +244,10 @@ def sample_backward(
     fwd_states = torch.where(after[..., None], x[:, None], fwd_states)
     ta = t[:, :T]
     src_a = (steps[:, None] - 1 - ta).clamp(min=0)
-    actions = torch.gather(rev_fwd, 1, src_a)
-    bwd_actions = torch.gather(rev_bwd, 1, src_a)
+    actions = torch.gather(rev_fwd_t, 1, src_a)
+    bwd_actions = torch.gather(rev_bwd_t, 1, src_a)
     is_stop = ta == steps[:, None]
     actions = torch.where(ta < steps[:, None], actions, torch.where(is_stop, env.stop_action, -1))
     bwd_actions = torch.where(ta < steps[:, None], bwd_actions, -1)
     zeros = torch.zeros(n, device=device)
-    return Trajectories(fwd_states, actions, bwd_actions, steps + 1, beta, zeros, zeros.double())
+    return Trajectories(fwd_states, actions, bwd_actions, steps + 1, beta, zeros, zeros.double()), diverged

@@ -2,8 +2,8 @@
 
 Every converter returns the file's bytes; ``files`` verifies them against the
 manifest before the file is used, so a converter that drifts (another RDKit,
-ViennaRNA or numpy) fails loudly instead of changing a task. Heavy or circular
-imports (RDKit through ``lgfn.chem``, ViennaRNA through ``lgfn.oracles``) happen
+ViennaRNA or numpy) fails loudly instead of changing a task. The heavy
+imports (RDKit through ``lgfn.chem``, ViennaRNA through ``lgfn.taskdata.rna``) happen
 inside the converters, so importing ``lgfn.taskdata`` stays cheap.
 
 The sEH tree proxy's converters are in ``lgfn.taskdata.seh_trees``.
@@ -162,7 +162,7 @@ def _task_json_text(task: dict[str, Any]) -> str:
 @converter("rna/rna_l14_rna1_task.json")
 def _rna_task(inputs: list[Path]) -> bytes:
     """FLEXS L14_RNA1 (targets[0], the length-14 starts) and its norm, computed with ViennaRNA."""
-    from lgfn.oracles.rna import ALPHABET, complement_energy
+    from lgfn.taskdata.rna import ALPHABET, complement_energy
 
     targets, starts = flexs_rna_registry(inputs[0].read_text(encoding="utf-8"))
     energy = complement_energy(targets[0])

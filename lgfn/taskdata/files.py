@@ -29,14 +29,17 @@ import http.client
 import json
 import os
 import pickle
-import shutil
+import re
+import sys
 import tempfile
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from lgfn.taskdata.manifest import MANIFEST, TASK_FILES, DataFile, task_of
 from lgfn.errors import LgfnError
@@ -49,6 +52,8 @@ except ImportError:  # pragma: no cover - numpy < 2
     from numpy.core import numeric as _numeric  # type: ignore[no-redef]
 
 _DOWNLOAD_TIMEOUT_S = 60.0
+_PROGRESS_AFTER_S = 2.0  # a download shows a progress bar once it has taken this long
+_STALE_PART_S = 24 * 3600.0  # a partial download unchanged this long is stale even if its process may live
 
 
 class DataError(LgfnError, RuntimeError):
@@ -227,7 +232,7 @@ def _install(entry: DataFile, write: Callable[[IO[bytes]], None]) -> Path:
         dest = folder / entry.relpath
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+            fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.pid{os.getpid()}.", suffix=".part")
         except OSError as err:
             failures.append(f"{dest.parent}: {_one_line(err)}")
             continue
@@ -235,6 +240,8 @@ def _install(entry: DataFile, write: Callable[[IO[bytes]], None]) -> Path:
         try:
             with os.fdopen(fd, "wb") as out:
                 write(out)
+                out.flush()
+                os.fsync(out.fileno())  # on disk before the rename makes it the file's content
             if not _matches(entry, tmp):
                 raise DataError(f"got sha256 {file_sha256(tmp)}, expected {entry.sha256}")
             os.chmod(tmp, 0o644)
@@ -247,9 +254,18 @@ def _install(entry: DataFile, write: Callable[[IO[bytes]], None]) -> Path:
     raise DataError(f"no writable folder ({'; '.join(failures)})")
 
 
-def _download(url: str, out: IO[bytes]) -> None:
+def _download(url: str, out: IO[bytes], size: int | None = None) -> None:
+    """Copy ``url`` to ``out``, with a progress bar (bytes, rate, ETA) once it has taken a couple of seconds."""
     with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
-        shutil.copyfileobj(response, out, 1 << 20)
+        length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+        total = int(length) if length and length.isdigit() else size
+        name = url.rsplit("/", 1)[-1]
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"lgfn: fetching {name}",
+                  delay=_PROGRESS_AFTER_S, file=sys.stderr, leave=False,
+                  mininterval=0.5 if sys.stderr.isatty() else 30.0) as bar:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+                bar.update(len(block))
 
 
 def _fetch(entry: DataFile) -> tuple[Path, str]:
@@ -261,7 +277,7 @@ def _fetch(entry: DataFile) -> tuple[Path, str]:
         urls = []
     for url in urls:
         try:
-            return _install(entry, lambda out, url=url: _download(url, out)), url
+            return _install(entry, lambda out, url=url: _download(url, out, entry.size)), url
         except (OSError, ValueError, http.client.HTTPException, DataError) as err:
             failures.append(f"{url}: {_one_line(err)}")
     convert = CONVERTERS.get(entry.relpath)
@@ -295,6 +311,44 @@ def _task_files(task: str) -> list[str]:
         raise DataError(f"unknown task {task!r}; valid: {', '.join([*TASK_FILES, 'all'])}") from None
 
 
+def stale_parts() -> list[Path]:
+    """Partial downloads (``.part`` files) that no running fetch is writing: their process is gone, or (written
+    elsewhere, or by an older lgfn) they have not changed for a day."""
+    found = []
+    for folder in _search_dirs():
+        if folder.is_dir():
+            found += [p for p in folder.rglob(".*.part") if p.is_file() and _stale(p)]
+    return sorted(found)
+
+
+def _stale(path: Path) -> bool:
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:  # gone meanwhile: its fetch finished
+        return False
+    match = re.search(r"\.pid(\d+)\.", path.name)
+    if age > _STALE_PART_S or match is None:
+        return age > _STALE_PART_S
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by someone else
+        return False
+    return False
+
+
+def remove_stale_parts() -> Iterator[str]:
+    """Remove stale partial downloads, a line for each."""
+    for path in stale_parts():
+        try:
+            path.unlink()
+        except OSError as err:
+            yield f"stale    {path}: could not remove it ({_one_line(err)})"
+            continue
+        yield f"removed  {path}  (a partial download left by an interrupted fetch)"
+
+
 def fetch(task: str) -> Iterator[str]:
     """Make every file of ``task`` (or ``all``) present and verified, yielding one printable line per file.
 
@@ -305,7 +359,9 @@ def fetch(task: str) -> Iterator[str]:
     ``DataError`` naming every such file is raised once all were tried.
     """
     failed = []
-    for relpath in _task_files(task):
+    files = _task_files(task)
+    yield from remove_stale_parts()
+    for relpath in files:
         entry = MANIFEST[relpath]
         found, corrupt = _locate(entry)
         if found is not None:
@@ -323,12 +379,13 @@ def fetch(task: str) -> Iterator[str]:
 
 
 def check() -> list[tuple[str, str]]:
-    """(relpath, "ok" | "missing" | "corrupt") for every file of the manifest; fetches nothing."""
+    """(relpath, "ok" | "missing" | "corrupt") for every file of the manifest, then (path, "stale") for every stale
+    partial download (which ``fetch`` removes); fetches nothing."""
     status = []
     for relpath, entry in MANIFEST.items():
         found, corrupt = _locate(entry)
         status.append((relpath, "ok" if found else "corrupt" if corrupt else "missing"))
-    return status
+    return status + [(str(path), "stale") for path in stale_parts()]
 
 
 # --------------------------------------------------------------------------- safe pickles

@@ -27,11 +27,13 @@ class RewardTransform:
     max_reward: float | None = None
     reference: float | None = None
 
-    def __call__(self, raw: Tensor) -> Tensor:
+    def __call__(self, raw: Tensor, check: bool = True) -> Tensor:
+        """log R' of raw rewards; ``check=False`` skips the test for rewards <= 0 (a read-back) where the caller
+        knows them admissible (:attr:`Task.on_device`)."""
         r = raw.double()
         if self.clip_min is not None:
             r = r.clamp(min=self.clip_min)
-        if (r <= 0).any():
+        elif check and (r <= 0).any():
             raise ConfigError("reward transform: raw rewards must be > 0 unless clip_min is set (e.g. clip_min: 0.001)")
         out = self.exponent * r.log()
         if self.max_reward is not None:
@@ -69,6 +71,10 @@ class Task:
     name: str = "task"
     env: Env
     transform: RewardTransform
+    on_device: bool = False
+    """Whether ``raw_reward`` is tensor arithmetic on the objects' device (a table gather, a formula) that scores
+    every object admissibly: then rollouts are scored where they are sampled and every object is kept, with
+    nothing read back to the host. Otherwise the objects go to the host oracle in one batched call a round."""
 
     def raw_reward(self, x: Tensor) -> Tensor:
         """Oracle values R(x) of objects x [N, D] as float64 [N]; NaN for objects the oracle cannot score."""
@@ -76,7 +82,7 @@ class Task:
 
     def log_reward(self, raw: Tensor) -> Tensor:
         """Transformed log R used in training (at β = 1)."""
-        return self.transform(raw)
+        return self.transform(raw, check=not self.on_device)
 
     def to_strings(self, x: Tensor) -> list[str]:
         raise NotImplementedError

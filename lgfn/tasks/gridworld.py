@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import torch
 from torch import Tensor
 
 from lgfn.envs.hypergrid import HyperGrid
@@ -35,6 +36,8 @@ class GridWorld(Task):
         self.env = HyperGrid(ndim, height)
         self.r0, self.r1, self.r2 = r0, r1, r2
         self.transform = make_transform(transform, {})
+        levels = torch.tensor([r0, r0 + r1, r0 + r1 + r2], dtype=torch.float64)  # the ring lies inside the outer band
+        self.on_device = bool(self.transform.admissible(levels).all())  # a formula: scored where it is sampled
 
     def raw_reward(self, x: Tensor) -> Tensor:
         ax = (x.double() / (self.env.height - 1) - 0.5).abs()

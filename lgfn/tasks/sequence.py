@@ -9,7 +9,9 @@ from torch import Tensor
 
 from lgfn.envs.sequence import AppendOnly, PrependAppend
 from lgfn.errors import ConfigError
-from lgfn.oracles.base import GuardedOracle, build_oracle
+from lgfn.oracles.base import GuardedOracle, oracle_factory
+from lgfn.oracles.cache import make_cache
+from lgfn.oracles.executors import make_executor
 from lgfn.registry import ComponentSpec, register_task
 from lgfn.tasks.base import RewardTransform, Task, make_transform
 
@@ -38,6 +40,11 @@ class SequenceTask(Task):
         oracle_timeout: seconds one batched oracle call may take; objects it times out on are left out.
         fail_fast: stop with an error naming the first object the oracle cannot score, instead of
             reporting it and leaving it out of training.
+        executor: where the oracle runs: ``inline`` (in this process), ``processes`` or ``ray``, or a mapping with
+            its settings (``{name: processes, workers: 8, batch_size: 16, retries: 1}``); see
+            :mod:`lgfn.oracles.executors`.
+        cache: ``memory`` (the values of the last 2^20 objects), ``none``, or an SQLite file (``scores.sqlite``)
+            that resumed runs and repeated experiments share; see :mod:`lgfn.oracles.cache`.
     """
 
     name = "sequence"
@@ -47,18 +54,20 @@ class SequenceTask(Task):
                  mdp: Literal["prepend_append", "append_only"] = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None,
                  modes: list[str] | None = None, offline_pool: int | None = None,
-                 oracle_timeout: float | None = None, fail_fast: bool = False) -> None:
+                 oracle_timeout: float | None = None, fail_fast: bool = False,
+                 executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
         if mdp not in MDPs:
             raise ConfigError(f"mdp must be one of {', '.join(MDPs)}, got {mdp!r}")
         if len(set(alphabet)) != len(alphabet):
             raise ConfigError(f"alphabet {alphabet!r} repeats a character")
         self.alphabet, self.length = alphabet, length
         self.env = MDPs[mdp](len(alphabet), length)
-        self.oracle, self.oracle_inputs, oracle_name = build_oracle(oracle)
+        factory, self.oracle_inputs, oracle_name, settings = oracle_factory(oracle)
         if self.oracle_inputs == "smiles" and not self.molecular:
             raise ConfigError(f"oracle {oracle_name} scores SMILES, but the objects of task {self.name} are not "
                              "molecules; use a block-string task (blocks) or an oracle of tokens or strings")
-        self._guard = GuardedOracle(self.oracle, oracle_name, oracle_timeout, fail_fast)
+        self.oracle_calls = GuardedOracle(factory, oracle_name, oracle_timeout, fail_fast, make_executor(executor),
+                                          make_cache(cache, settings))
         self.transform = make_transform(transform, self.transform_defaults)
         self._modes = modes
         self.offline_pool = offline_pool
@@ -71,7 +80,12 @@ class SequenceTask(Task):
             inputs: Tensor | list[str] = x
         else:
             inputs = self.smiles(x) if self.oracle_inputs == "smiles" else self.to_strings(x)
-        return self._guard(x, inputs, self.transform.admissible, self.to_strings)
+        return self.oracle_calls(x, inputs, self.transform.admissible, self.to_strings)
+
+    @property
+    def oracle(self) -> Any:
+        """The oracle, built in this process (for what it offers besides scores, e.g. its modes)."""
+        return self.oracle_calls.oracle
 
     def to_strings(self, x: Tensor) -> list[str]:
         return ["".join(self.alphabet[t] for t in row) for row in x.tolist()]
@@ -110,10 +124,11 @@ class TFBind8(SequenceTask):
     transform_defaults = {"clip_min": 0.001, "exponent": 3.0, "max_reward": 10.0, "reference": 1.0}
 
     def __init__(self, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
-                 transform: RewardTransform | Mapping[str, Any] | None = None) -> None:
+                 transform: RewardTransform | Mapping[str, Any] | None = None,
+                 executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
         from lgfn.oracles.tfbind8 import ALPHABET, LENGTH
 
-        super().__init__(ALPHABET, LENGTH, "tfbind8", mdp, transform)
+        super().__init__(ALPHABET, LENGTH, "tfbind8", mdp, transform, executor=executor, cache=cache)
 
     def modes(self) -> list[str]:
         from lgfn.oracles.tfbind8 import load_modes
@@ -132,20 +147,26 @@ class TFBind8(SequenceTask):
 @register_task("rna2", target=2)
 @register_task("rna3", target=3)
 class RNABinding(SequenceTask):
-    """RNA 14-mers binding a FLEXS L14 target (ViennaRNA duplexfold); max(f, 1e-3)^8 with 1.0545 -> 10."""
+    """RNA 14-mers binding a FLEXS L14 target (ViennaRNA duplexfold); max(f, 1e-3)^8 with 1.0545 -> 10.
+
+    Folding costs 0.5-0.9 ms a sequence, so by default new sequences are folded on a pool of processes over the
+    available cores (``executor: inline`` folds in this process, as one process per core should, e.g. parallel
+    experiment cells); values do not depend on the executor.
+    """
 
     name = "rna"
     transform_defaults = {"clip_min": 0.001, "exponent": 8.0, "max_reward": 10.0, "reference": 1.0545}
 
     def __init__(self, target: int = 1, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
-                 transform: RewardTransform | Mapping[str, Any] | None = None, workers: int | None = None,
+                 transform: RewardTransform | Mapping[str, Any] | None = None,
+                 executor: str | dict[str, Any] = "processes", cache: str | None = "memory",
                  offline_pool: int = 16_384) -> None:
         from lgfn.oracles.rna import ALPHABET, LENGTH
 
         self.target = target
         # 4^14 = 268M objects: the offline set is the bottom half of offline_pool random 14-mers
-        super().__init__(ALPHABET, LENGTH, {"name": "rna", "target": target, "workers": workers}, mdp, transform,
-                         offline_pool=offline_pool)
+        super().__init__(ALPHABET, LENGTH, {"name": "rna", "target": target}, mdp, transform,
+                         offline_pool=offline_pool, executor=executor, cache=cache)
 
     def modes(self) -> list[str] | None:
         from lgfn.oracles.rna import load_modes
@@ -165,12 +186,13 @@ class BlockStringTask(SequenceTask):
     def __init__(self, oracle: ComponentSpec, length: int, mdp: Literal["prepend_append", "append_only"],
                  transform: RewardTransform | Mapping[str, Any] | None, offline_pool: int | None = None,
                  blocks: BlockSet | None = None, modes: list[str] | None = None,
-                 oracle_timeout: float | None = None, fail_fast: bool = False) -> None:
-        from lgfn.chem import block_set
+                 oracle_timeout: float | None = None, fail_fast: bool = False,
+                 executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
+        from lgfn.taskdata.block_sets import block_set
 
         self.blocks = block_set(self.blocks_name) if blocks is None else blocks
         super().__init__("".join(self.blocks.chars), length, oracle, mdp, transform, modes, offline_pool,
-                         oracle_timeout, fail_fast)
+                         oracle_timeout, fail_fast, executor, cache)
 
     def modes(self) -> list[str] | None:
         """The oracle's own modes where it lists them (qm9, seh), else the configured ones."""
@@ -205,7 +227,8 @@ class BlockStrings(BlockStringTask):
             ``block_r``), or a list of blocks, each a SMILES (bonded at its first and last atom) or
             ``{smiles: ..., attach: [r0, r1]}`` (atom r0 bonds to the previous block, r1 to the next).
         length: blocks per molecule.
-        oracle, mdp, transform, modes, offline_pool, oracle_timeout, fail_fast: as for ``sequence``.
+        oracle, mdp, transform, modes, offline_pool, oracle_timeout, fail_fast, executor, cache: as for
+            ``sequence``.
     """
 
     name = "blocks"
@@ -214,11 +237,12 @@ class BlockStrings(BlockStringTask):
                  mdp: Literal["prepend_append", "append_only"] = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None, modes: list[str] | None = None,
                  offline_pool: int | None = None, oracle_timeout: float | None = None,
-                 fail_fast: bool = False) -> None:
-        from lgfn.chem.blocks import block_set_from_spec
+                 fail_fast: bool = False, executor: str | dict[str, Any] = "inline",
+                 cache: str | None = "memory") -> None:
+        from lgfn.taskdata.block_sets import block_set_from_spec
 
         super().__init__(oracle, length, mdp, transform, offline_pool, block_set_from_spec(blocks), modes,
-                         oracle_timeout, fail_fast)
+                         oracle_timeout, fail_fast, executor, cache)
 
 
 @register_task("qm9")
@@ -230,8 +254,9 @@ class QM9(BlockStringTask):
     transform_defaults = {"clip_min": 0.001, "exponent": 5.0, "max_reward": 100.0}
 
     def __init__(self, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
-                 transform: RewardTransform | Mapping[str, Any] | None = None) -> None:
-        super().__init__("qm9", 5, mdp, transform)
+                 transform: RewardTransform | Mapping[str, Any] | None = None,
+                 executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
+        super().__init__("qm9", 5, mdp, transform, executor=executor, cache=cache)
         if self.transform.reference is None:  # the table's best reward maps to max_reward
             self.transform.reference = float(self.raw_reward(self.terminal_objects()[1]).max())
 
@@ -245,6 +270,7 @@ class SEH(BlockStringTask):
     transform_defaults = {"clip_min": 0.001, "exponent": 6.0, "max_reward": 10.0, "reference": 7.033253064721926}
 
     def __init__(self, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
-                 transform: RewardTransform | Mapping[str, Any] | None = None, offline_pool: int = 65_536) -> None:
+                 transform: RewardTransform | Mapping[str, Any] | None = None, offline_pool: int = 65_536,
+                 executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
         # 18^6 = 34M strings: the offline set is the bottom half of offline_pool random ones
-        super().__init__("seh", 6, mdp, transform, offline_pool=offline_pool)
+        super().__init__("seh", 6, mdp, transform, offline_pool=offline_pool, executor=executor, cache=cache)

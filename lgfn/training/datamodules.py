@@ -7,6 +7,9 @@ pulls batches itself in ``training_step(dataloader_iter)``; nothing is prefetche
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import fields
 from typing import Any, Iterator
 
 import torch
@@ -158,13 +161,26 @@ class OnlineData(SamplingDataModule):
         samples_per_round: M.
         epsilon: ε of the ε-uniform exploration.
         replay: the buffer D (``prioritized``, ``uniform`` or ``fifo``).
+        max_pending_rounds: N. With N = 0 (the default) each round is scored before training on it: Algorithm 1
+            exactly. With N > 0 the next N rounds are drawn and scored (on a thread, through the task's oracle
+            executor) while the model trains on the oldest scored one: steps (2)-(4) of a round use the samples
+            of N rounds before, so replay lags by up to N rounds. A checkpoint waits for the pending rounds'
+            scores and holds them, so a resumed run neither loses nor repeats an object.
     """
 
     def __init__(self, train_beta: ComponentSpec = "uniform", explore_beta: ComponentSpec = "uniform",
                  rounds: int = 2000, samples_per_round: int = 32, batch_size: int = 32, steps_per_batch: int = 1,
-                 epsilon: float = 0.01, replay: ComponentSpec = "prioritized", seed: int = 0) -> None:
+                 epsilon: float = 0.01, replay: ComponentSpec = "prioritized", seed: int = 0,
+                 max_pending_rounds: int = 0) -> None:
         super().__init__(train_beta, batch_size, steps_per_batch, seed)
         check_counts("data", rounds=rounds, samples_per_round=samples_per_round)
+        if isinstance(max_pending_rounds, bool) or not isinstance(max_pending_rounds, int) or max_pending_rounds < 0:
+            raise ConfigError(f"data.max_pending_rounds = {max_pending_rounds!r}: must be an integer >= 0 "
+                              "(0: score each round before training on it)")
+        self.max_pending_rounds = max_pending_rounds
+        self._sampled = 0  # rounds drawn (with N > 0, up to N ahead of ``round``)
+        self._pending: deque[Future[Trajectories]] = deque()
+        self._scoring: ThreadPoolExecutor | None = None
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0.0 <= epsilon <= 1.0:
             raise ConfigError(f"data.epsilon = {epsilon!r}: must be a number in [0, 1]")
         self.explore_beta: BetaSampler = build_component("beta_sampler", explore_beta, "data.explore_beta")
@@ -193,8 +209,11 @@ class OnlineData(SamplingDataModule):
         # before a round's last batch, so a checkpoint taken after that step resumes exactly.
         while self.round < self.rounds:
             progress = self.round / self.rounds
-            beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
-            online = self.sampler.explore(beta, self.epsilon, self.generator)  # scored objects only
+            if self.max_pending_rounds:
+                online = self.sampler.admit(self._oldest_scored())
+            else:
+                beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
+                online = self.sampler.explore(beta, self.epsilon, self.generator)  # scored objects only
             self._check_scored(len(online))
             if len(online):  # an empty batch (nothing scored) skips its step
                 self.replay.add(online)  # (3) before (2) changes nothing: a step does not touch the data
@@ -209,6 +228,22 @@ class OnlineData(SamplingDataModule):
                     replayed = self._replay_objects(*self.replay.draw(self.batch_size, self.generator), progress)
                 self.round += 1
                 yield from self._repeat(replayed)
+
+    @property
+    def pending_rounds(self) -> int:
+        """Rounds drawn and being scored, not yet trained on (the progress bar shows them when N > 0)."""
+        return len(self._pending)
+
+    def _oldest_scored(self) -> Trajectories:
+        """The oldest pending round once scored; first, rounds are drawn until N more are being scored."""
+        while self._sampled < self.rounds and len(self._pending) <= self.max_pending_rounds:
+            beta = self.explore_beta.sample(self.samples_per_round, self.generator, self._sampled / self.rounds)
+            traj = self.sampler.draw(beta, self.epsilon, self.generator)
+            if self._scoring is None:
+                self._scoring = ThreadPoolExecutor(1, thread_name_prefix="lgfn-scoring")
+            self._pending.append(self._scoring.submit(self.sampler.score, traj))
+            self._sampled += 1
+        return self._pending.popleft().result().to(self.sampler.device)
 
     def _check_scored(self, n_scored: int) -> None:
         """An oracle that scores nothing at all for ``UNSCORED_ROUNDS`` rounds from the start is broken: stop
@@ -228,12 +263,30 @@ class OnlineData(SamplingDataModule):
         return self._ready
 
     def rank_state(self) -> dict[str, Any]:
-        return {**super().rank_state(), "replay": self.replay.state_dict()}
+        state = {**super().rank_state(), "replay": self.replay.state_dict()}
+        if self.max_pending_rounds:  # waits for the rounds being scored, and holds them
+            rounds = [{f.name: getattr(traj, f.name).cpu() for f in fields(traj)}  # tensors: checkpoints are data
+                      for traj in (future.result() for future in self._pending)]
+            state["pending"] = {"sampled": self._sampled, "rounds": rounds}
+        return state
 
     def load_rank_state(self, state: dict[str, Any]) -> None:
         super().load_rank_state(state)
         self.replay.load_state_dict(state["replay"])
         self._ready = False
+        pending = state.get("pending", {"sampled": self.round, "rounds": []})
+        if pending["rounds"] and not self.max_pending_rounds:
+            raise ConfigError(f"the checkpoint holds {len(pending['rounds'])} rounds scored ahead of training; resume "
+                              "it with data.max_pending_rounds > 0")
+        self._sampled = pending["sampled"]
+        self._pending = deque(_done(Trajectories(**traj)) for traj in pending["rounds"])
+
+
+def _done(traj: Trajectories) -> Future[Trajectories]:
+    """A round that a checkpoint holds scored, as the pending work it was."""
+    future: Future[Trajectories] = Future()
+    future.set_result(traj)
+    return future
 
 
 class OfflineData(SamplingDataModule):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from lgfn.chem import BlockSet, block_set, canonical_smiles, to_mol, write_sdf
-from lgfn.chem.blocks import BLOCK_FILES
+from lgfn.chem import BlockSet, canonical_smiles, to_mol, write_sdf
 from lgfn.taskdata import data_path
+from lgfn.taskdata.block_sets import BLOCK_FILES, block_set
 
 
 def canon(smiles: str) -> str:
@@ -42,7 +42,7 @@ def test_block_sets() -> None:
     ],
 )
 def test_qm9_hand_cases(string: str, smiles: str) -> None:
-    assert canonical_smiles([string], blocks="qm9") == [canon(smiles)]
+    assert canonical_smiles([string], blocks=block_set("qm9")) == [canon(smiles)]
 
 
 @pytest.mark.slow
@@ -50,7 +50,7 @@ def test_qm9_smiles_table_full() -> None:
     """Every one of the 161,051 strings gives exactly the published canonical SMILES (~15 s)."""
     with np.load(data_path("qm9str/qm9str_s5.npz"), allow_pickle=False) as data:
         strings, expected = data["x"].tolist(), data["smiles"].tolist()
-    got = canonical_smiles(strings, blocks="qm9")
+    got = canonical_smiles(strings, blocks=block_set("qm9"))
     mismatches = [(s, g, e) for s, g, e in zip(strings, got, expected) if g != e]
     assert not mismatches, f"{len(mismatches)} mismatches, e.g. {mismatches[:5]}"
     assert len(set(got)) == 111_550
@@ -71,14 +71,14 @@ def test_qm9_smiles_table_full() -> None:
     ],
 )
 def test_seh_hand_cases(string: str, smiles: str) -> None:
-    assert canonical_smiles([string], blocks="seh") == [canon(smiles)]
+    assert canonical_smiles([string], blocks=block_set("seh")) == [canon(smiles)]
 
 
 def test_seh_sample_valid_and_deterministic() -> None:
     seh = block_set("seh")
     rng = random.Random(0)
     strings = ["".join(rng.choice(seh.chars) for _ in range(6)) for _ in range(500)]
-    smiles = canonical_smiles(strings, blocks="seh")
+    smiles = canonical_smiles(strings, blocks=block_set("seh"))
     fresh = BlockSet.from_json(data_path(BLOCK_FILES["seh"]), name="seh")
     assert fresh.canonical_smiles(strings) == smiles
     block_mols = [Chem.MolFromSmiles(s) for s in seh.smiles]
@@ -94,13 +94,13 @@ def test_seh_sample_valid_and_deterministic() -> None:
 
 
 def test_to_mol_accepts_indices_and_rejects_bad_input() -> None:
-    assert Chem.MolToSmiles(to_mol([0, 1], blocks="qm9")) == "CO"
+    assert Chem.MolToSmiles(to_mol([0, 1], blocks=block_set("qm9"))) == "CO"
     with pytest.raises(ValueError):
-        to_mol("00b", blocks="qm9")
+        to_mol("00b", blocks=block_set("qm9"))
     with pytest.raises(ValueError):
-        to_mol([11], blocks="qm9")
+        to_mol([11], blocks=block_set("qm9"))
     with pytest.raises(ValueError):
-        to_mol("", blocks="qm9")
+        to_mol("", blocks=block_set("qm9"))
     with pytest.raises(ValueError):
         block_set("zinc")
 
@@ -109,14 +109,14 @@ def test_write_sdf_round_trip(tmp_path) -> None:
     strings = ["11111", "aa131", "77777"]
     rewards = [17.37, 0.1 + 0.2, np.float32(6.5)]
     path = tmp_path / "mols.sdf"
-    write_sdf(path, strings, {"reward": rewards, "rank": [1, 2, 3]}, blocks="qm9")
+    write_sdf(path, strings, {"reward": rewards, "rank": [1, 2, 3]}, blocks=block_set("qm9"))
     mols = list(Chem.SDMolSupplier(str(path)))
     assert [m.GetProp("_Name") for m in mols] == strings
     assert [float(m.GetProp("reward")) for m in mols] == [float(r) for r in rewards]
     assert [m.GetIntProp("rank") for m in mols] == [1, 2, 3]
-    assert [Chem.MolToSmiles(m) for m in mols] == canonical_smiles(strings, blocks="qm9")
+    assert [Chem.MolToSmiles(m) for m in mols] == canonical_smiles(strings, blocks=block_set("qm9"))
     for m in mols:
         pos = m.GetConformer().GetPositions()
         assert not m.GetConformer().Is3D() and np.ptp(pos[:, :2]) > 0
     with pytest.raises(ValueError):
-        write_sdf(tmp_path / "bad.sdf", strings, {"reward": [1.0]}, blocks="qm9")
+        write_sdf(tmp_path / "bad.sdf", strings, {"reward": [1.0]}, blocks=block_set("qm9"))

@@ -83,13 +83,26 @@ FIT_CASES = [
     ("unregistered class_path", ["--model.conditioner", "{class_path: os.system}"], ["model.conditioner", "os.system"]),
     ("misspelled key", ["--model.hiden_dim", "3"], ["hiden_dim"]),
     ("unknown trainer key", ["--trainer.max_epoch", "3"], ["max_epoch"]),
+    # numbers at the extremes: each beyond what a float32 policy holds
+    ("train beta overflows float32", ["--data.init_args.train_beta", "{name: constant, value: 1e308}"],
+     ["data.train_beta", "float32"]),
+    ("explore beta high overflows", ["--data.init_args.explore_beta", "{name: uniform, low: 1, high: 1e39}"],
+     ["data.explore_beta", "float32"]),
+    ("eval beta overflows", ["--model.eval_betas", "[1e308]"], ["model.eval_betas", "float32"]),
+    ("eval beta underflows", ["--model.eval_betas", "[1e-320]"], ["model.eval_betas", "float32"]),
+    # unusable folders
+    ("root folder under a file", ["--trainer.default_root_dir", "{tmp}/file.txt/run"], ["file.txt", "not a folder"]),
+    ("root folder under /proc", ["--trainer.default_root_dir", "/proc/lgfn-test/run"], ["/proc/lgfn-test",
+                                                                                        "cannot be created"]),
+    ("root folder name too long", ["--trainer.default_root_dir", "{tmp}/" + "r" * 300], ["too long"]),
 ]
 
 
 @pytest.mark.parametrize("argv,names", [c[1:] for c in FIT_CASES], ids=[c[0] for c in FIT_CASES])
 def test_fit_refuses_bad_settings_in_one_line(argv: list[str], names: list[str], capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code, err = run(FIT + argv, capsys)
+    (tmp_path / "file.txt").write_text("a file where a folder should be")
+    code, err = run(FIT + [a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
     assert_refused(code, err, *names)
     assert not list(tmp_path.rglob("*.ckpt")), "nothing may be trained"
 
@@ -101,6 +114,7 @@ CONFIG_FILES = [
     ("syntax error", "model:\n  task: [gridworld\n", ["config.yaml", "line"]),
     ("misspelled key", "model:\n  hiden_dim: 3\n", ["hiden_dim"]),
     ("wrong type", "model:\n  hidden_dim: many\n", ["model.hidden_dim"]),
+    ("not UTF-8", "model:\n  hidden_dim: 16  # caf\xe9 in Latin-1\n", ["config.yaml", "not UTF-8", "0xe9"]),
 ]
 
 
@@ -108,7 +122,7 @@ CONFIG_FILES = [
 def test_fit_refuses_bad_config_files(text: str, names: list[str], capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "config.yaml"
-    path.write_text(text)
+    path.write_bytes(text.encode("latin-1"))
     code, err = run(["fit", "--config", str(path)], capsys)
     assert_refused(code, err, *names)
 
@@ -213,6 +227,12 @@ SAMPLE_CASES = [
     ("missing checkpoint", ["--beta", "1", "--ckpt", "{tmp}/nope.ckpt"], ["nope.ckpt", "not found"]),
     ("empty run folder", ["--beta", "1", "--ckpt", "{tmp}"], ["no .ckpt"]),
     ("missing --beta", [], ["--beta"]),
+    ("beta overflows float32", ["--beta", "1e308"], ["--beta", "float32"]),
+    ("beta underflows float32", ["--beta", "1e-320"], ["--beta", "float32"]),
+    ("seed too large", ["--beta", "1", "--seed", str(2**70)], ["--seed"]),
+    ("out name too long", ["--beta", "1", "--out", "{tmp}/" + "o" * 300 + ".csv"], ["too long"]),
+    ("out under /proc", ["--beta", "1", "--out", "/proc/lgfn-test/x.csv"], ["--out", "/proc/lgfn-test"]),
+    ("out deeper under a file", ["--beta", "1", "--out", "{tmp}/file.txt/deeper/x.csv"], ["--out", "file.txt"]),
 ]
 
 

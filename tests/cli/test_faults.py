@@ -100,23 +100,24 @@ def test_divergence_stops_with_a_checkpoint(tmp_path, capsys) -> None:
 
 
 def test_nonfinite_steps_are_skipped_and_stop_the_run(tmp_path, capsys, monkeypatch) -> None:
-    """Steps whose gradient is not finite leave the weights untouched, and too many stop the run."""
+    """Steps whose gradient is not finite leave the weights untouched, and too many stop the run: decided on the
+    device, read (and reported) on the next logging step."""
     from lgfn.gflownet import GFlowNet
 
-    flow_terms = GFlowNet.flow_terms
+    loss = GFlowNet.loss
 
-    def poisoned(self, traj, *member):  # every other step's loss is infinite, as with a β range far too wide
-        terms = flow_terms(self, traj, *member)
-        if self.global_step % 2:
-            terms.log_reward_beta[0] = float("inf")
-        return terms
+    def poisoned(self, traj):  # every other step's loss is infinite, as with a β range far too wide
+        value = loss(self, traj)
+        return value * float("inf") if self.global_step % 2 else value
 
-    monkeypatch.setattr(GFlowNet, "flow_terms", poisoned)
+    monkeypatch.setattr(GFlowNet, "loss", poisoned)
     code = main(["fit", "--config", GRID, *SMALL, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger",
-                 "false", "--model.nonfinite_patience", "4", "--data.init_args.rounds", "50"])
+                 "false", "--model.nonfinite_patience", "4", "--data.init_args.rounds", "50",
+                 "--trainer.log_every_n_steps", "10"])
     err = capsys.readouterr().err
     assert code == 2 and "nonfinite_patience = 4" in last_line(err) and "4 steps had a non-finite" in last_line(err)
-    assert err.count("skipped: non-finite") == 4
+    # the 4th bad step is step 7; the flags are read on the logging step after it (step 9): 5 skipped by then
+    assert "5 step(s) skipped by step 9" in err and err.count("skipped by step") == 1
     saved = list(tmp_path.rglob("interrupted-step=*.ckpt"))
     state = torch.load(saved[0], weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values())  # skipped steps left the weights finite
@@ -167,3 +168,13 @@ def test_sampling_outside_the_trained_range_warns(tmp_path, capsys) -> None:
     assert len(out.read_text().splitlines()) == 6  # the samples still come out
     assert main(["sample", "--ckpt", str(OLD_CKPT), "--beta", "2", "--n", "5", "--out", str(out)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_long_sampling_shows_progress(tmp_path, capsys, monkeypatch) -> None:
+    import lgfn.cli.sample as sample
+
+    monkeypatch.setattr(sample, "PROGRESS_AFTER_S", 0)  # the bar appears at once (after 2 s normally)
+    out = tmp_path / "x.csv"
+    assert main(["sample", "--ckpt", str(OLD_CKPT), "--beta", "2", "--n", "5", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "lgfn: sampling" in err and "/5 " in err and len(out.read_text().splitlines()) == 6

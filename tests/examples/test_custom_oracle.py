@@ -28,3 +28,22 @@ def test_example_trains_and_samples(tmp_path, config, column):
     assert len(rows) == 20 and all(float(r["reward"]) > 0 for r in rows)
     if column:
         assert all(r[column] for r in rows)
+
+
+def test_parallel_example_runs_a_plugin_oracle_on_processes_by_configuration(tmp_path, capsys):
+    import sqlite3
+
+    cache = tmp_path / "scores.sqlite"
+    assert main(["fit", "--plugins", str(EXAMPLE / "my_oracles.py"), "--config", str(EXAMPLE / "parallel.yaml"),
+                 *SMALL, "--model.task.oracle", "{name: slow_motif, seconds: 0.001, load_seconds: 0.1}",
+                 "--model.task.cache", str(cache), "--trainer.default_root_dir", str(tmp_path),
+                 "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir",
+                 str(tmp_path), "--trainer.log_every_n_steps", "2"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "fit done" in ln)
+    assert "in the oracle (" in line
+    [metrics] = tmp_path.rglob("metrics.csv")
+    rates = [float(r["oracle/objects_per_s"]) for r in csv.DictReader(metrics.open()) if r.get("oracle/objects_per_s")]
+    assert rates and all(rate > 0 for rate in rates)
+    with sqlite3.connect(cache) as db:
+        [(rows,)] = db.execute("SELECT count(*) FROM scores WHERE oracle LIKE 'slow_motif %'")
+    assert rows >= 32  # at least the first round's distinct objects

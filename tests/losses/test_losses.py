@@ -76,7 +76,10 @@ class ExactPolicy(torch.nn.Module):
     def condition(self, beta):
         return None, None
 
-    def forward_log_probs(self, states, beta, cond=None):
+    def alpha_by_table(self, states):
+        return None  # not a network: nothing to tabulate
+
+    def forward_log_probs(self, states, beta, cond=None, alpha=None):
         idx = self.env.state_index(states)
         out = torch.full((len(states), self.env.n_actions), float("-inf"), dtype=torch.float64)
         mask = self.env.forward_mask(states)

@@ -74,17 +74,18 @@ def test_parameter_groups_split_every_parameter_once():
 
 
 @pytest.mark.parametrize("conditioner", ["none", "logit", "layer"])
-def test_network_runs_once_per_distinct_state_with_the_same_numbers(conditioner):
-    """A β-free α_θ runs over the distinct states of a batch only (from 64 rows: below, every row) and gathers
-    back; β-aware ones see every row."""
+def test_a_beta_free_network_runs_once_per_state_of_a_small_mdp_with_the_same_numbers(conditioner):
+    """A β-free α_θ over a batch with more rows than the MDP has states runs over every state once and gathers
+    (fixed-shape: no search for the batch's distinct states); β-aware ones, and smaller batches, see every row."""
     p = policy(conditioner)
     states = ENV.all_states()[[0, 3, 0, 5, 3, 0] * 16]
     beta = torch.tensor([1.0, 2.0, 3.0, 1.0, 2.0, 5.0] * 16)
     seen: list[int] = []
     hook = p.forward_net.register_forward_hook(lambda net, inputs, out: seen.append(len(inputs[0])))
-    log_p = p.forward_log_probs(states, beta)
-    p.forward_log_probs(states[:63], beta[:63])
+    log_p = p.forward_log_probs(states, beta, alpha=p.alpha_by_table(states))
+    small = states[: ENV.n_states - 1]
+    assert p.alpha_by_table(small) is None
     hook.remove()
-    assert seen == ([96, 63] if conditioner == "layer" else [3, 63])
+    assert seen == ([96] if conditioner == "layer" else [ENV.n_states])
     row_by_row = torch.cat([p.forward_log_probs(states[i:i + 1], beta[i:i + 1]) for i in range(len(states))])
     assert torch.allclose(log_p, row_by_row, atol=1e-6)

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from lgfn.oracles.base import GuardedOracle, OracleError, build_oracle
+from lgfn.oracles.base import GuardedOracle, OracleError, oracle_factory
 from lgfn.registry import RegistryError, register_oracle
 from lgfn.tasks.base import RewardTransform
 
@@ -103,10 +103,10 @@ def test_functions_and_classes_are_oracles_with_config_arguments():
     def scaled(strings, factor=1.0):
         return [factor * len(s) for s in strings]
 
-    oracle, inputs, name = build_oracle({"name": "test_base_scaled", "factor": 2.0})
-    assert inputs == "strings" and name == "test_base_scaled" and oracle(["ab", "abc"]) == [4.0, 6.0]
+    factory, inputs, name, _ = oracle_factory({"name": "test_base_scaled", "factor": 2.0})
+    assert inputs == "strings" and name == "test_base_scaled" and factory.build()(["ab", "abc"]) == [4.0, 6.0]
     with pytest.raises(RegistryError, match="unknown argument.*factr"):
-        build_oracle({"name": "test_base_scaled", "factr": 2.0})
+        oracle_factory({"name": "test_base_scaled", "factr": 2.0})
 
     @register_oracle("test_base_class")
     class Offset:
@@ -116,7 +116,8 @@ def test_functions_and_classes_are_oracles_with_config_arguments():
         def __call__(self, x):
             return x.sum(1).double() + self.offset
 
-    oracle, inputs, _ = build_oracle({"name": "test_base_class", "offset": 1.0})
-    assert inputs == "tokens" and oracle(torch.ones(2, 3, dtype=torch.long)).tolist() == [4.0, 4.0]
+    factory, inputs, _, settings = oracle_factory({"name": "test_base_class", "offset": 1.0})
+    assert settings == 'test_base_class {"offset": 1.0}'
+    assert inputs == "tokens" and factory.build()(torch.ones(2, 3, dtype=torch.long)).tolist() == [4.0, 4.0]
     with pytest.raises(RegistryError, match="inputs must be one of tokens, strings, smiles"):
         register_oracle("test_base_bad", inputs="string")

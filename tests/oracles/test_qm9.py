@@ -10,6 +10,7 @@ import torch
 
 from lgfn.chem import canonical_smiles
 from lgfn.taskdata import data_path
+from lgfn.taskdata.block_sets import block_set
 from lgfn.oracles.qm9 import QM9Oracle
 
 CHARS = "0123456789a"  # block i is character CHARS[i]
@@ -59,7 +60,7 @@ def test_modes(oracle: QM9Oracle) -> None:
     table = np.load(data_path("qm9str/qm9str_s5.npz"), allow_pickle=False)
     smiles = table["smiles"][oracle.index(rows).numpy()].tolist()  # the table's SMILES = lgfn's one SMILES path
     assert len(set(smiles)) == 198
-    assert smiles == canonical_smiles(modes, blocks="qm9")
+    assert smiles == canonical_smiles(modes, blocks=block_set("qm9"))
 
 
 def test_rejects_bad_tokens(oracle: QM9Oracle) -> None:

@@ -15,7 +15,9 @@ def test_forward_trajectories_follow_the_mdp_and_stop_once():
     model = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 5}, conditioner="logit_layer")
     model.sampler.set_training_range(1.0, 3.0)
     env = model.task.env
-    traj = sample_forward(env, model.policy, torch.full((128,), 2.0), 0.2, torch.Generator().manual_seed(1))
+    traj, diverged = sample_forward(env, model.policy, torch.full((128,), 2.0), 0.2, torch.Generator().manual_seed(1))
+    assert not diverged
+    assert traj.lengths.max() <= traj.actions.shape[1] <= env.max_steps  # the rollout ran as long as it had to
     stops = (traj.actions == env.stop_action).sum(1)
     assert torch.equal(stops, torch.ones(128, dtype=torch.long))  # every trajectory stops exactly once
     assert torch.equal(traj.actions[torch.arange(128), traj.lengths - 1], torch.full((128,), env.stop_action))
@@ -35,7 +37,8 @@ def test_backward_trajectories_are_valid_forward_trajectories():
     model.policy.conditioner.set_range(1.0, 3.0)
     env = model.task.env
     x = env.all_states()[torch.randint(36, (64,))]
-    traj = sample_backward(env, model.policy, x, torch.full((64,), 2.0), torch.Generator().manual_seed(0))
+    traj, diverged = sample_backward(env, model.policy, x, torch.full((64,), 2.0), torch.Generator().manual_seed(0))
+    assert not diverged
     assert torch.equal(traj.x, x)
     assert torch.equal(traj.lengths, env.depth(x) + 1)
     # replaying the actions forward from s0 reproduces every state
@@ -62,7 +65,7 @@ def test_sampled_objects_follow_the_policys_terminal_distribution(conditioner):
     with torch.no_grad():
         exact = terminal_distribution(model.task, model.policy, 2.0)
     assert (exact > 0.05).sum() >= 5  # spread over several objects
-    traj = sample_forward(env, model.policy, torch.full((n,), 2.0), 0.0, torch.Generator().manual_seed(3))
+    traj, _ = sample_forward(env, model.policy, torch.full((n,), 2.0), 0.0, torch.Generator().manual_seed(3))
     freq = torch.bincount(env.state_index(traj.x), minlength=env.n_states).double() / n
     assert (freq - exact.double()).abs().max() < 0.01  # ~4 standard errors at p = 0.3
 
@@ -73,10 +76,18 @@ def test_a_policy_with_nan_probabilities_is_reported_as_diverged():
     model.policy.forward_net.apply(lambda m: m.bias.data.fill_(float("nan")) if isinstance(m, torch.nn.Linear) else None)
     model.policy.backward_net.apply(lambda m: m.bias.data.fill_(float("nan")) if isinstance(m, torch.nn.Linear) else None)
     env = model.task.env
+    x = env.all_states()[-8:]
+    assert bool(sample_forward(env, model.policy, torch.full((8,), 2.0))[1])  # flagged on the device
+    assert bool(sample_backward(env, model.policy, x, torch.full((8,), 2.0))[1])
+    with pytest.raises(TrainingError, match="training diverged"):  # outside training: raised at once
+        model.sampler.objects(8, 2.0)
     with pytest.raises(TrainingError, match="training diverged"):
-        sample_forward(env, model.policy, torch.full((8,), 2.0))
+        model.sampler.backward(x, torch.full((8,), 2.0))
+    model.sampler.defer_checks = True  # training: read later, on a logging step
+    model.sampler.backward(x, torch.full((8,), 2.0))
     with pytest.raises(TrainingError, match="training diverged"):
-        sample_backward(env, model.policy, env.all_states()[-8:], torch.full((8,), 2.0))
+        model.sampler.raise_if_diverged()
+    model.sampler.raise_if_diverged()  # read and cleared
 
 
 @pytest.mark.parametrize("ensemble", [1, 3])
@@ -96,3 +107,36 @@ def test_a_small_mdps_state_table_gives_the_networks_numbers(ensemble):
     assert _alpha_table(env, policy, 7, states.device) is None  # 16 states > 2 × 7: per step
     aware = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 4}, conditioner="logit_layer")
     assert _alpha_table(env, aware.policy, 1000, states.device) is None  # α depends on β
+
+
+def test_rollouts_over_a_fixed_length_mdp_read_nothing_back():
+    """TFBind8's trajectories all take 9 actions: forward and backward rollouts run exactly that many steps with
+    the whole batch, and no value reaches the host (a compiled or GPU rollout never waits)."""
+    from lgfn.profiling import count_readbacks
+
+    model = GFlowNet(task="tfbind8", conditioner="logit_layer")
+    model.sampler.set_training_range(1.0, 3.0)
+    env, g = model.task.env, torch.Generator().manual_seed(0)
+    with count_readbacks() as counter:
+        traj, diverged = sample_forward(env, model.policy, torch.full((16,), 2.0), 0.1, g)
+        back, _ = sample_backward(env, model.policy, traj.x, torch.full((16,), 2.0), g)
+    assert counter.total == 0, counter.counts
+    assert traj.actions.shape == (16, 9) and torch.equal(traj.lengths, torch.full((16,), 9))
+    assert torch.equal(back.x, traj.x) and back.actions.shape == (16, 9)
+    assert not bool(diverged)
+
+
+def test_trajectories_of_different_horizons_join_padded():
+    model = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 6}, conditioner="logit")
+    model.sampler.set_training_range(1.0, 3.0)
+    env = model.task.env
+    short, _ = sample_backward(env, model.policy, env.initial(3), torch.full((3,), 1.0))  # s0: stop at once
+    long, _ = sample_backward(env, model.policy, env.all_states()[-3:], torch.full((3,), 1.0))
+    assert short.actions.shape[1] < long.actions.shape[1] == env.max_steps
+    both = type(short).cat([short, long])
+    assert both.actions.shape == (6, env.max_steps) and torch.equal(both.x[:3], env.initial(3))
+    assert torch.equal(both.lengths, torch.cat([short.lengths, long.lengths]))
+    terms = model.flow_terms(both)  # padding is no transition: the same terms as each part's
+    k = short.actions.shape[1]
+    torch.testing.assert_close(terms.log_pf[:3, :k], model.flow_terms(short).log_pf)
+    assert (terms.log_pf[:3, k:] == 0).all() and (terms.log_pf[:3, 1:] == 0).all()

@@ -248,3 +248,31 @@ def test_malicious_pickle_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(UnsafePickleError, match=r"system"):
         safe_load_pickle(path)
     assert not marker.exists()
+
+
+def test_stale_partial_downloads_are_reported_and_removed(monkeypatch: pytest.MonkeyPatch, empty_dirs: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A fetch killed mid-download leaves a .part file: `data check` names it, the next fetch removes it; a .part
+    that a running fetch is writing (its process lives) is left alone."""
+    from lgfn.cli.main import main
+
+    folder = empty_dirs / "rna"
+    folder.mkdir(parents=True)
+    dead = folder / ".flexs_rna.npz.pid999999999.x1.part"  # no such process
+    old = folder / ".flexs_rna.npz.y2.part"  # an older lgfn's, unchanged for two days
+    live = folder / f".flexs_rna.npz.pid{os.getpid()}.z3.part"
+    for path in (dead, old, live):
+        path.write_bytes(b"half a download")
+    os.utime(old, (0, os.path.getmtime(old) - 2 * 86400))
+    assert main(["data", "check"]) == 0
+    stale = [line for line in capsys.readouterr().out.splitlines() if line.startswith("stale")]
+    assert sorted(stale) == sorted(f"stale    {p}  (a partial download left by an interrupted fetch; `lgfn data "
+                                   "fetch` removes it)" for p in (dead, old))
+    monkeypatch.setenv("LGFN_DATA_URL", SHARED.as_uri())
+    monkeypatch.setattr(files, "_PROGRESS_AFTER_S", 0)  # show the download bar at once
+    assert main(["data", "fetch", "rna"]) == 0
+    captured = capsys.readouterr()
+    assert sorted(line.split()[1] for line in captured.out.splitlines() if line.startswith("removed")) == \
+        sorted(map(str, (dead, old)))
+    assert not dead.exists() and not old.exists() and live.exists()
+    assert "lgfn: fetching" in captured.err  # the progress bar (shown at once here; after 2 s normally)

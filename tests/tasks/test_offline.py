@@ -15,7 +15,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_rna_offline_set_is_bottom_half_of_scored_random_sequences():
-    task = RNABinding(offline_pool=64, workers=1)
+    task = RNABinding(offline_pool=64, executor="inline")
     x = task.offline_objects()
     assert x.shape == (32, 14)
     g = torch.Generator().manual_seed(0)  # the documented construction: seed-0 uniform 14-mers
@@ -35,7 +35,7 @@ def test_unlistable_task_without_pool_says_what_to_do():
 
 def test_rna_offline_training_raises_high_beta_reward(tmp_path):
     args = ["fit", "--config", str(CONFIGS / "rna.yaml"), "--config", str(CONFIGS / "offline.yaml"),
-            "--model.task", "{name: rna, offline_pool: 512, workers: 1}",
+            "--model.task", "{name: rna, offline_pool: 512, executor: inline}",
             "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
             "--trainer.logger", "false", "--trainer.val_check_interval", "null", "--model.hidden_dim", "128",
             "--model.eval_samples", "64", "--model.eval_betas", "[50.0]", "--model.lr_policy", "1e-3",

@@ -1,0 +1,72 @@
+"""``model.compile``: the step's programs trace as whole graphs and compute what the eager code computes."""
+
+import pytest
+import torch
+
+from lgfn.compilation import AUTO_MIN_CPU_STEPS, choose
+from lgfn.gflownet import GFlowNet
+from lgfn.losses.base import loss_of
+from lgfn.sampling.trajectories import _alpha_table, _backward_steps, _forward_steps, gumbel_noise
+
+GRID = {"name": "gridworld", "ndim": 2, "height": 4}
+
+
+def model_of(task, conditioner: str, loss: str = "tb", **kwargs) -> GFlowNet:
+    torch.manual_seed(0)
+    model = GFlowNet(task=task, conditioner=conditioner, loss=loss, hidden_dim=16, **kwargs)
+    model.sampler.set_training_range(1.0, 3.0)
+    return model
+
+
+@pytest.mark.parametrize("task,conditioner,loss,extra", [
+    (GRID, "logit_layer", "tb", {}), (GRID, "logit", "subtb", {}), ("tfbind8", "logit", "db", {}),
+    ("tfbind8", "thermometer", "tb", {}), ("tfbind8", "logit", "tb", {"policy": "ssr", "ensemble": 2}),
+])
+def test_each_program_of_a_step_is_one_graph(task, conditioner, loss, extra):
+    """dynamo traces the rollout steps and the loss without a graph break (fullgraph compiles would fail)."""
+    model = model_of(task, conditioner, loss, **extra)
+    env, policy, n = model.task.env, model.policy, 8
+    beta = torch.full((n,), 2.0)
+    s, done = env.initial(n), torch.zeros(n, dtype=torch.bool)
+    g = gumbel_noise((3, n, env.n_actions), None, beta.device)
+    table = _alpha_table(env, policy, n, beta.device)
+    traj = model.sampler.explore(beta, 0.1, torch.Generator().manual_seed(0))
+    x = traj.x
+    reports = [
+        torch._dynamo.explain(_forward_steps)(env, policy, s, done, beta, policy.condition(beta), g, 0.1, table),
+        torch._dynamo.explain(_backward_steps)(env, policy, x, env.is_initial(x), beta, policy.condition(beta),
+                                               gumbel_noise((3, n, env.n_bwd_actions), None, beta.device)),
+        torch._dynamo.explain(loss_of)(model.loss_fn, policy.members[-1], traj),
+    ]
+    for report in reports:
+        assert report.graph_break_count == 0, report.break_reasons
+        assert report.graph_count == 1
+
+
+def test_compiled_training_matches_eager_on_the_same_draws():
+    """One compiled round (rollout, loss with its backward, P_B rollout): the same trajectories, loss and
+    gradients as eager, from the same generator."""
+    eager, compiled = model_of(GRID, "logit_layer"), model_of(GRID, "logit_layer")
+    compiled.sampler.compiled = compiled.compiled_loss = True  # the loss as on a GPU
+    out = []
+    for model in (eager, compiled):
+        g = torch.Generator().manual_seed(1)
+        traj = model.sampler.explore(torch.full((16,), 2.0), 0.1, g)
+        back = model.sampler.backward(traj.x, torch.full((16,), 1.5), g)
+        back.log_reward = traj.log_reward
+        loss = model.loss(traj) + model.loss(back)
+        loss.backward()
+        out.append((traj, back, loss, [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (t1, b1, l1, g1), (t2, b2, l2, g2) = out
+    assert torch.equal(t1.actions, t2.actions) and torch.equal(b1.actions, b2.actions)
+    torch.testing.assert_close(l1, l2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_compiles_on_a_gpu_or_for_long_cpu_runs():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose("auto", cuda, 100)[0] and choose("auto", cpu, AUTO_MIN_CPU_STEPS)[0]
+    on, why = choose("auto", cpu, 4000)
+    assert not on and "4000 steps" in why and "model.compile: true" in why
+    assert choose(True, cpu, 10) == (True, "as set") and choose(False, cuda, 10**9) == (False, "as set")
