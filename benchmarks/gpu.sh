@@ -3,7 +3,10 @@
 #   1. the CUDA tests (tests/test_devices.py: the training step's tensors on the GPU, exact draws there,
 #      `lgfn fit --trainer.accelerator gpu` and `lgfn sample --device cuda`) and the sampling tests;
 #   2. benchmarks/compare_torchgfn.py --device cuda (lgfn vs torchgfn, Lightning overhead);
-#   3. the default grid and TFBind8 runs on the GPU: wall time, host and GPU peak memory, the run's summary.
+#   3. benchmarks/step_time.py --device cuda: ms per Algorithm-1 round, eager and compiled, at B = 32, 1,024 and
+#      4,096 (TFBind8 and the grid), with read-backs and aten calls per round;
+#   4. the default grid and TFBind8 runs on the GPU (model.compile auto: compiled there): wall time, host and GPU
+#      peak memory, the run's summary, and the wall time at which the TFBind8 run had found 250 modes.
 # Usage: LGFN_DATA_DIR=... bash benchmarks/gpu.sh OUTDIR   (wheels of missing packages in .whl/ are installed
 # first where pip cannot reach an index). About 7 minutes on one H200; logs go to OUTDIR.
 set -u
@@ -24,7 +27,11 @@ timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_devices.py tests
 echo "== 2. benchmark"
 timeout 300 python3 benchmarks/compare_torchgfn.py --device cuda 2>&1 | tee "$out/benchmark.log" | grep -v "^  run"
 
-echo "== 3. default runs on the GPU"
+echo "== 3. rounds by batch size"
+timeout 420 python3 benchmarks/step_time.py --device cuda --tasks tfbind8 grid2 --batch 32 1024 4096 --rounds 50 \
+  2>&1 | tee "$out/step_time.log" | grep -v USDT
+
+echo "== 4. default runs on the GPU"
 for config in gridworld tfbind8; do
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$out/gpu_mem_$config.txt" &
   smi=$!
@@ -44,5 +51,6 @@ EOF
   base=$(head -1 "$out/gpu_mem_$config.txt")
   peak=$(sort -n "$out/gpu_mem_$config.txt" | tail -1)
   echo "$config: wall $(python3 -c "print(f'{$end - $start:.1f}')") s, GPU memory used peak ${peak} MiB (idle ${base} MiB)"
-  grep -E "modes found|L1|found so far" "$out/fit_$config.log" | tail -6
+  grep -E "modes found|L1|found so far|fit done" "$out/fit_$config.log" | tail -7
 done
+python3 benchmarks/modes_time.py /tmp/runs/tfbind8 250

@@ -62,9 +62,11 @@ def quiet_readbacks(monkeypatch, tmp_path, config: str, *args: str) -> Counter[s
     return counter.sites
 
 
-def test_a_fixed_length_task_reads_nothing_back_between_logging_steps(monkeypatch, tmp_path):
-    """TFBind8: rollouts, on-device scoring, replay, loss, backward, clipping and Adam, 24 steps."""
-    sites = quiet_readbacks(monkeypatch, tmp_path, "tfbind8.yaml")
+@pytest.mark.parametrize("config", ["tfbind8.yaml", "qm9.yaml"])
+def test_a_table_task_reads_nothing_back_between_logging_steps(monkeypatch, tmp_path, config):
+    """TFBind8 and QM9 (fixed-length MDPs, table oracles): rollouts, on-device scoring, replay, loss, backward,
+    clipping and Adam, 24 steps."""
+    sites = quiet_readbacks(monkeypatch, tmp_path, config, "--model.eval_betas", "[1.0]")
     assert sites == {"__len__": 1}  # the buffer's size is asked once, until it first has enough to draw from
 
 

@@ -48,9 +48,20 @@ class QM9Oracle:
 
     def __call__(self, x: Tensor) -> Tensor:
         """Raw reward [N] float64 of token rows [N, 5], on the device of ``x``."""
+        self.index(x)  # checks shape and range
+        return self.lookup(x)
+
+    @property
+    def table(self) -> Tensor:
+        """Every string's reward, in index order."""
+        return self._reward
+
+    def lookup(self, x: Tensor) -> Tensor:
+        """Rewards of token rows known to be valid (the sampler's own objects): a gather on their device, without
+        the checks of a call (each reads values back to the host)."""
         if self._reward.device != x.device:
-            self._reward = self._reward.to(x.device)
-        return self._reward[self.index(x)]
+            self._reward, self._radix = self._reward.to(x.device), self._radix.to(x.device)
+        return self._reward[(x * self._radix).sum(1)]
 
     def modes(self) -> list[str]:
         """The 364 published mode strings (198 distinct molecules), as given upstream."""

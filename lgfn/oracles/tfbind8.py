@@ -85,6 +85,16 @@ class TFBind8Oracle:
             raise ValueError(f"tfbind8 expects tokens of shape [N, {LENGTH}], got {tuple(x.shape)}")
         if x.numel() and (x.min() < 0 or x.max() >= len(ALPHABET)):
             raise ValueError(f"tfbind8 tokens must lie in 0..{len(ALPHABET) - 1}")
+        return self.lookup(x)
+
+    @property
+    def table(self) -> Tensor:
+        """Every 8-mer's reward, in index order."""
+        return self.y
+
+    def lookup(self, x: Tensor) -> Tensor:
+        """Rewards of token rows known to be valid (the sampler's own objects): a gather on their device, without
+        the checks of a call (each reads values back to the host)."""
         if self.y.device != x.device:
             self.y, self.weights = self.y.to(x.device), self.weights.to(x.device)
         return self.y[(x.long() * self.weights).sum(dim=1)]

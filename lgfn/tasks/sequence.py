@@ -73,8 +73,18 @@ class SequenceTask(Task):
         self.offline_pool = offline_pool
         self._lookup = {c: i for i, c in enumerate(alphabet)}
 
+    def _score_tables_on_device(self, executor: str | dict[str, Any]) -> None:
+        """An oracle that is a table of every object (TFBind8, QM9), run in this process (the default executor):
+        a score is then a gather where the objects are, and every object is scored admissibly (the table is
+        checked once), so sampling reads nothing back (see :attr:`Task.on_device`)."""
+        name = executor if isinstance(executor, str) else executor.get("name")
+        if name == "inline":
+            self.on_device = bool(self.transform.admissible(self.oracle.table).all())
+
     def raw_reward(self, x: Tensor) -> Tensor:
         """One batched oracle call; NaN for the objects it cannot score (see :class:`GuardedOracle`)."""
+        if self.on_device:
+            return self.oracle.lookup(x)
         x = x.cpu()
         if self.oracle_inputs == "tokens":
             inputs: Tensor | list[str] = x
@@ -129,6 +139,7 @@ class TFBind8(SequenceTask):
         from lgfn.oracles.tfbind8 import ALPHABET, LENGTH
 
         super().__init__(ALPHABET, LENGTH, "tfbind8", mdp, transform, executor=executor, cache=cache)
+        self._score_tables_on_device(executor)
 
     def modes(self) -> list[str]:
         from lgfn.oracles.tfbind8 import load_modes
@@ -259,6 +270,7 @@ class QM9(BlockStringTask):
         super().__init__("qm9", 5, mdp, transform, executor=executor, cache=cache)
         if self.transform.reference is None:  # the table's best reward maps to max_reward
             self.transform.reference = float(self.raw_reward(self.terminal_objects()[1]).max())
+        self._score_tables_on_device(executor)
 
 
 @register_task("seh")

@@ -91,27 +91,46 @@ class ObjectReplay(Replay):
         self._insert(x, row_keys(x), traj.log_reward, traj.raw_reward)
 
     def _insert(self, x: Tensor, keys: Tensor, log_reward: Tensor, raw: Tensor) -> None:
-        """Merge by one stable sort of old and new keys: the first copy of a key (an object already held, else
-        its first occurrence in the batch) stays, later copies become empty slots and sort to the end."""
+        """Merge a batch into the key-sorted buffer: a sort of the batch, binary searches and one scatter (no
+        sort of the buffer). The first copy of a key stays (an object already held, else its first occurrence
+        in the batch); later copies are dropped."""
         if not self._added:  # an empty buffer takes the first batch's width and device
             self._empty(x.shape[1], x.device)
         elif self.keys.device != x.device:  # restored from a checkpoint (CPU): follow the samples to their device
             self.keys, self.x, self.log_reward, self.raw_reward, self.count = (
                 t.to(x.device) for t in (self.keys, self.x, self.log_reward, self.raw_reward, self.count))
-        self._added += len(keys)
-        capacity = max(len(self.keys), min(self._added, 2 * len(self.keys) + 256))  # geometric: amortised O(batch)
-        all_keys = torch.cat([self.keys, keys])
-        order = torch.argsort(all_keys, stable=True)
-        sorted_keys = all_keys[order]
-        repeat = torch.cat([sorted_keys.new_zeros(1, dtype=torch.bool), sorted_keys[1:] == sorted_keys[:-1]])
-        sorted_keys = torch.where(repeat, _EMPTY, sorted_keys)
-        keep = torch.argsort(sorted_keys, stable=True)[:capacity]
-        rows = order[keep]
-        self.keys = sorted_keys[keep]
-        self.x = torch.cat([self.x, x])[rows]
-        self.log_reward = torch.cat([self.log_reward, log_reward.to(self.log_reward.dtype)])[rows]
-        self.raw_reward = torch.cat([self.raw_reward, raw.to(self.raw_reward.dtype)])[rows]
-        self.count = (self.keys != _EMPTY).sum()
+        old, m = len(self.keys), len(keys)
+        self._added += m
+        capacity = max(old, min(self._added, 2 * (old + m) + 256))  # >= every object held; geometric growth
+        new_keys, order = torch.sort(keys, stable=True)
+        at = torch.searchsorted(self.keys, new_keys)  # where each would go among the held keys
+        held = self.keys[at.clamp(max=max(old - 1, 0))] == new_keys if old else torch.zeros_like(at, dtype=torch.bool)
+        repeat = torch.cat([held.new_zeros(1), new_keys[1:] == new_keys[:-1]])
+        valid = ~held & ~repeat
+        taken = valid.long().cumsum(0)  # valid new keys up to and including each
+        # a held key moves right by the valid new keys before it; a valid new key lands after the held keys before
+        # it and the valid new keys before it; the rest go to the spare last slot, as empty
+        below = torch.searchsorted(new_keys, self.keys)
+        shift = torch.where(below > 0, taken[(below - 1).clamp(min=0)], 0)
+        slot_old = torch.arange(old, device=keys.device) + shift
+        spare = old + m - 1
+        slot_new = torch.where(valid, at + taken - 1, spare)
+        slots = torch.cat([slot_old, slot_new])
+        merged_keys = torch.cat([self.keys, torch.where(valid, new_keys, _EMPTY)])
+        self.keys = torch.full((old + m,), _EMPTY, dtype=torch.long, device=keys.device).scatter_(0, slots, merged_keys)
+        self.x = self._scatter(self.x, x[order], slots)
+        self.log_reward = self._scatter(self.log_reward, log_reward.to(self.log_reward.dtype)[order], slots)
+        self.raw_reward = self._scatter(self.raw_reward, raw.to(self.raw_reward.dtype)[order], slots)
+        self.keys, self.x, self.log_reward, self.raw_reward = (
+            t[:capacity] for t in (self.keys, self.x, self.log_reward, self.raw_reward))
+        self.count = self.count + valid.sum()
+
+    @staticmethod
+    def _scatter(held: Tensor, new: Tensor, slots: Tensor) -> Tensor:
+        """Held and new rows at their merged slots."""
+        rows = torch.cat([held, new])
+        index = slots.view(-1, *[1] * (rows.dim() - 1)).expand_as(rows)
+        return torch.zeros_like(rows).scatter_(0, index, rows)
 
     def _uniform(self, n: int, generator: torch.Generator | None) -> Tensor:
         """n uniforms in [0, 1), drawn from the caller's generator, on the buffer's device."""
@@ -140,9 +159,8 @@ class PrioritizedReplay(ObjectReplay):
     """Reward-prioritised as in the official code: half the batch from objects at or above the
     90th percentile of the buffer's rewards, half from those at or below it, with replacement.
 
-    The percentile is torch.quantile's (linear between order statistics), taken from one sort of the held
-    rewards; the objects at or above it are the last of that order, those at or below it the first, so each
-    half is one scaled uniform into the sort: fixed shapes, no selection.
+    The percentile is torch.quantile's (linear between order statistics); each half is drawn from its set by a
+    binary search of scaled uniforms in the set's running count: fixed shapes, no selection.
     """
 
     def __init__(self, min_size: int = 10, quantile: float = 0.9) -> None:
@@ -152,16 +170,13 @@ class PrioritizedReplay(ObjectReplay):
     def _indices(self, n: int, generator: torch.Generator | None) -> Tensor:
         held = torch.arange(len(self.keys), device=self.keys.device) < self.count
         r = torch.where(held, self.log_reward.double(), torch.inf)
-        ascending, order = torch.sort(r, stable=True)
         pos = self.quantile * (self.count - 1).double()
         lo, hi = pos.floor().long(), pos.ceil().long()
-        threshold = ascending[lo] + (pos - lo) * (ascending[hi] - ascending[lo])
-        n_top, n_bottom = ((r >= threshold) & held).sum(), (r <= threshold).sum()
+        order_stats = torch.sort(r).values  # the held rewards ascending, then the empty slots' +inf
+        threshold = order_stats[lo] + (pos - lo) * (order_stats[hi] - order_stats[lo])
         u = self._uniform(n, generator)
         half = n // 2
-        top = self.count - n_top + (u[:half] * n_top).long()  # the last n_top held of the ascending order
-        bottom = (u[half:] * n_bottom).long()
-        return order[torch.cat([top, bottom])]
+        return torch.cat([_pick(held & (r >= threshold), u[:half]), _pick(r <= threshold, u[half:])])
 
 
 @register("replay", "fifo")
@@ -193,3 +208,9 @@ class TrajectoryReplay(Replay):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.store = Trajectories(**state) if state else None
+
+
+def _pick(members: Tensor, u: Tensor) -> Tensor:
+    """Indices drawn uniformly (one per uniform in ``u``) from the True positions of ``members``."""
+    running = members.long().cumsum(0)
+    return torch.searchsorted(running, (u * running[-1]).long() + 1)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from lgfn.training.replay import ObjectReplay, PrioritizedReplay, TrajectoryReplay, row_keys
@@ -53,3 +54,22 @@ def test_row_keys_distinguish_rows():
     x = torch.tensor([[0, 1], [1, 0], [0, 1]])
     k = row_keys(x)
     assert k[0] == k[2] and k[0] != k[1]
+
+
+def test_object_replay_matches_a_dict_of_first_occurrences():
+    """Merging batches into the key-sorted buffer keeps each object once, with its first reward, across many
+    batches with repeats inside and between them (and capacity growth)."""
+    g = torch.Generator().manual_seed(0)
+    r, reference = ObjectReplay(), {}
+    for _ in range(30):
+        x = torch.randint(0, 6, (int(torch.randint(1, 80, (1,), generator=g)), 3), generator=g)
+        log_r = torch.rand(len(x), generator=g)
+        r.add(_traj(x, log_r))
+        for row, value in zip(map(tuple, x.tolist()), log_r.tolist()):
+            reference.setdefault(row, value)
+    n = len(r)
+    assert n == len(reference) and bool((r.keys[:n][1:] > r.keys[:n][:-1]).all())  # distinct and sorted
+    held = {tuple(row): value for row, value in zip(r.x[:n].tolist(), r.log_reward[:n].tolist())}
+    assert held == pytest.approx(reference)
+    drawn, log_r, _ = r.draw(2000, torch.Generator().manual_seed(1))
+    assert all(reference[tuple(row)] == pytest.approx(v) for row, v in zip(drawn.tolist(), log_r.tolist()))
