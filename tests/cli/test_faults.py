@@ -38,9 +38,9 @@ def leave(xs):
     sys.exit(3)
 
 @register_oracle("test_faults_late", inputs="strings")
-def late(xs):
-    CALLS["n"] += len(xs) == 8  # the training rounds' batches (8 a round); evaluation asks for 16
-    return [None] * len(xs) if len(xs) == 8 and CALLS["n"] <= 2 else [1.0 + x.count("A") for x in xs]
+def late(xs):  # the first two calls are the first two rounds' (up to 8 new objects each: the cache dedupes)
+    CALLS["n"] += 1
+    return [None] * len(xs) if CALLS["n"] <= 2 else [1.0 + x.count("A") for x in xs]
 '''
 
 
