@@ -14,6 +14,7 @@ import torch
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PROGRAMS: dict[Callable[..., Any], Callable[..., Any]] = {}
+RECOMPILE_LIMIT = 64
 
 
 def program(fn: F, compiled: bool) -> F:
@@ -22,6 +23,10 @@ def program(fn: F, compiled: bool) -> F:
     if not compiled:
         return fn
     if fn not in _PROGRAMS:
+        # dynamo keeps one program per input shape, module and chunk length, and 8 per function by default: an
+        # ensemble's members, a grid's last short chunk, or several models in one process (experiments, tests)
+        # need more, and under fullgraph running out is an error, not a fallback
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         _PROGRAMS[fn] = torch.compile(fn, fullgraph=True, dynamic=None)
     return _PROGRAMS[fn]  # type: ignore[return-value]
 

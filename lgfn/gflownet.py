@@ -16,7 +16,7 @@ from lgfn import plugins, registry
 from lgfn.checkpoints import FORMAT, load_model
 from lgfn.errors import TrainingError
 from lgfn.compilation import choose, program
-from lgfn.losses.base import FlowTerms, Loss, flow_terms, loss_of
+from lgfn.losses.base import FlowTerms, Loss, flow_terms, loss_of, transition_rows
 from lgfn.metrics.evaluation import evaluate, log_heatmap
 from lgfn.models.policy import BasePolicy, Policy, PolicyEnsemble
 from lgfn.registry import ComponentSpec
@@ -112,14 +112,16 @@ class GFlowNet(LightningModule):
         """The loss of a batch: the mean of the members' losses for an ensemble (their parameters are disjoint, so
         each member's gradient is its own loss's), each on the whole batch or on its own slice (``ensemble_data``)."""
         loss = program(loss_of, self.compiled_loss)
-        losses = [loss(self.loss_fn, member, traj.index(rows))
-                  for member, rows in self.policy.training_parts(len(traj)) if rows.stop > rows.start]
+        parts = [(member, traj.index(rows)) for member, rows in self.policy.training_parts(len(traj))
+                 if rows.stop > rows.start]
+        losses = [loss(self.loss_fn, member, part, transition_rows(member, part)) for member, part in parts]
         return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
 
     def flow_terms(self, traj: Trajectories, policy: BasePolicy | None = None) -> FlowTerms:
         """Log-probabilities and log-flows of a batch under ``policy`` (default: the model's; an ensemble's is its
         mean policy): see :func:`lgfn.losses.base.flow_terms`."""
-        return flow_terms(policy if policy is not None else self.policy, traj, self.loss_fn.needs_flow)
+        policy = policy if policy is not None else self.policy
+        return flow_terms(policy, traj, self.loss_fn.needs_flow, transition_rows(policy, traj))
 
     def training_step(self, dataloader_iter: Iterator[Any]) -> Tensor | None:
         traj, _, _ = next(dataloader_iter)

@@ -5,7 +5,7 @@ import torch
 
 from lgfn.compilation import AUTO_MIN_CPU_STEPS, choose
 from lgfn.gflownet import GFlowNet
-from lgfn.losses.base import loss_of
+from lgfn.losses.base import loss_of, transition_rows
 from lgfn.sampling.trajectories import _alpha_table, _backward_steps, _forward_steps, gumbel_noise
 
 GRID = {"name": "gridworld", "ndim": 2, "height": 4}
@@ -36,7 +36,7 @@ def test_each_program_of_a_step_is_one_graph(task, conditioner, loss, extra):
         torch._dynamo.explain(_forward_steps)(env, policy, s, done, beta, policy.condition(beta), g, 0.1, table),
         torch._dynamo.explain(_backward_steps)(env, policy, x, env.is_initial(x), beta, policy.condition(beta),
                                                gumbel_noise((3, n, env.n_bwd_actions), None, beta.device)),
-        torch._dynamo.explain(loss_of)(model.loss_fn, policy.members[-1], traj),
+        torch._dynamo.explain(loss_of)(model.loss_fn, policy.members[-1], traj, transition_rows(policy, traj)),
     ]
     for report in reports:
         assert report.graph_break_count == 0, report.break_reasons

@@ -70,13 +70,15 @@ def test_a_table_task_reads_nothing_back_between_logging_steps(monkeypatch, tmp_
     assert sites == {"__len__": 1}  # the buffer's size is asked once, until it first has enough to draw from
 
 
-def test_a_grid_reads_back_only_whether_its_rollouts_may_end_early(monkeypatch, tmp_path):
+def test_a_grid_reads_back_only_where_its_trajectories_end(monkeypatch, tmp_path):
     """Grid trajectories differ in length: a rollout asks "all finished?" every few steps instead of running
-    to the horizon; nothing else reads back."""
+    to the horizon, and the loss finds the batch's transitions instead of running the networks on its padding;
+    nothing else reads back."""
     sites = quiet_readbacks(monkeypatch, tmp_path, "gridworld.yaml", "--model.task",
                             "{name: gridworld, ndim: 2, height: 4}")
-    assert set(sites) <= {"sample_forward", "sample_backward", "__len__"} and sites["__len__"] <= 2
-    assert sites["sample_forward"] > 0 and sites["sample_backward"] > 0
+    assert set(sites) <= {"sample_forward", "sample_backward", "transition_rows", "__len__"}, sites
+    assert sites["sample_forward"] > 0 and sites["sample_backward"] > 0 and sites["__len__"] <= 2
+    assert 0 < sites["transition_rows"] <= 22  # at most once a step, in the 22 steps that do not log
 
 
 def test_the_counter_sees_each_kind_of_readback():

@@ -17,12 +17,6 @@ from lgfn.models.conditioners import Conditioner
 from lgfn.models.nets import mlp
 
 
-def expand_rows(cond: tuple[Tensor | None, Tensor | None], times: int) -> tuple[Tensor | None, Tensor | None]:
-    """A per-trajectory conditioning (embedding, logit scale) repeated for each of a trajectory's ``times``
-    positions, row-major as ``states[:, :times].reshape(-1, D)``: computed once per trajectory, not per state."""
-    return tuple(None if c is None else c.repeat_interleave(times, 0) for c in cond)  # type: ignore[return-value]
-
-
 def log_softmax_over_parents(logits: Tensor, mask: Tensor) -> Tensor:
     """log P_B over the allowed backward actions. A state without parents (s0, which fixed-shape batches hold
     in rows that take no backward step) gets a finite dummy row instead of NaN, so that the NaN never reaches a

@@ -178,7 +178,7 @@ def sample_forward(
     for start, stop in _chunks(env, T):
         chunk, a, b, done, nan = steps(env, policy, s, done, beta, cond, gumbel[start:stop], epsilon, table)
         states.append(chunk), actions.append(a), bwd.append(b)
-        s, diverged = chunk[:, -1], diverged | nan
+        s, diverged = chunk[:, -1].contiguous(), diverged | nan  # contiguous: one program for every chunk
         if not env.fixed_length and stop < T and bool(done.all()):
             break
     actions_t = torch.cat(actions, 1)
@@ -230,7 +230,7 @@ def sample_backward(
     for start, stop in _chunks(env, T - 1):
         chunk, a, b, done, moved, nan = program_steps(env, policy, s, done, beta, cond, gumbel[start:stop])
         rev_states.append(chunk), rev_fwd.append(a), rev_bwd.append(b)
-        s, steps, diverged = chunk[:, -1], steps + moved, diverged | nan
+        s, steps, diverged = chunk[:, -1].contiguous(), steps + moved, diverged | nan
         if not env.fixed_length and stop < T - 1 and bool(done.all()):
             break
     rev = torch.cat(rev_states, 1)
