@@ -15,9 +15,10 @@ loss, backward, an Adam step (policy 1e-3, log Z 0.1; no gradient clipping). P_F
   - the hypergrid 2-D H=8 and 4-D H=16, B = 32, 128, reward R0=0.1, R1=0.5, R2=2 (lgfn's gridworld r0, r1,
     r2; gfnx's ``GeneralHypergridRewardModule``), K-hot state input on both sides.
 
-lgfn: ``GFlowNet(conditioner="none")`` (β-free; its log Z a small MLP of a constant input), driven as in
-compare_torchgfn.py: ``model.sampler.forward`` without gradient, then ``model.loss_fn(model.flow_terms(traj))``,
-``backward``, Adam. Its network runs once per distinct state of a batch (and of a sampling step).
+lgfn: ``GFlowNet(conditioner="none")`` (β-free; its log Z a small MLP of a constant input): ``model.sampler.forward``
+without gradient (fixed-shape rollouts), then ``model.loss(traj)``, ``backward``, Adam; ``--lgfn-compile`` runs
+the rollouts and the loss with its backward as compiled programs (``model.compile``; "first s" then includes
+compiling, from inductor's on-disk cache when it has the kernels).
 gfnx 0.0.1: its environment, reward and rollout (``gfnx.utils.forward_rollout``: a ``lax.scan`` of the MDP's
 fixed horizon + 1 over all B rows, padded) and the loss of its TB baselines (baselines/tb_hypergrid.py,
 tb_tfbind.py at github.com/d-tiapkin/gfnx: the network re-run over the whole padded [B, T+1] batch, masked
@@ -113,7 +114,7 @@ class LgfnStep:
 
     name = "lgfn"
 
-    def __init__(self, work: str, batch: int, hidden: int) -> None:
+    def __init__(self, work: str, batch: int, hidden: int, compiled: bool = False) -> None:
         from lgfn.gflownet import GFlowNet
 
         task = dict(WORKS[work]["task"])
@@ -126,10 +127,12 @@ class LgfnStep:
         self.generator = torch.Generator().manual_seed(0)
         self.beta = torch.ones(batch)
         self.hidden = hidden
+        self.compiled = compiled  # model.compile: rollouts and the loss with its backward as compiled programs
+        self.model.compiled_loss = compiled
 
     def __call__(self) -> Any:
-        traj = self.model.sampler.forward(self.beta, 0.0, self.generator)
-        loss = self.model.loss_fn(self.model.flow_terms(traj))
+        traj = self.model.sampler.forward(self.beta, 0.0, self.generator, self.compiled)
+        loss = self.model.loss(traj)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -153,12 +156,15 @@ class LgfnStep:
                 rows[0] += n
 
         handles = [m.register_forward_hook(hook) for m in self.model.modules() if isinstance(m, torch.nn.Linear)]
+        compiled, self.compiled = self.compiled, False  # hooks see eager modules only: the same work
+        self.model.compiled_loss = False
         try:
             for _ in range(steps):
                 self()
         finally:
             for h in handles:
                 h.remove()
+            self.compiled = self.model.compiled_loss = compiled
         return flops[0] / steps, rows[0] / steps
 
 
@@ -401,7 +407,7 @@ def compare(args: argparse.Namespace, peak: float) -> list[dict[str, Any]]:
         for batch in spec["batches"]:
             if args.batches and batch not in args.batches:
                 continue
-            lg = LgfnStep(work, batch, args.hidden)
+            lg = LgfnStep(work, batch, args.hidden, args.lgfn_compile)
             t = time.perf_counter()
             lg()
             first = time.perf_counter() - t
@@ -468,6 +474,8 @@ def main() -> None:
     parser.add_argument("--works", nargs="+", choices=list(WORKS), help="default: all three")
     parser.add_argument("--batches", nargs="+", type=int, help="default: 16, 32, 128 (TFBind8), 32, 128 (grids)")
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--lgfn-compile", action="store_true",
+                        help="lgfn with model.compile (its rollouts and loss compiled, as gfnx's step is jitted)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each side after compiling")
     parser.add_argument("--blocks", type=int, default=4, help="alternating timed blocks per side")
     parser.add_argument("--steps", type=int, default=10, help="steps per block")
