@@ -24,6 +24,10 @@ class Env(ABC):
     obs_dim: int
     fixed_length: bool = False
     """Whether every trajectory takes exactly ``max_steps`` actions (rollouts then never test for early ends)."""
+    levelled: bool = False
+    """Whether position t of every trajectory holds a state t actions from s0 and its last position
+    (``max_steps − 1``) allows only stop (the sequence MDPs): then the states of a level can be tabled
+    (:meth:`prefix_states`) and the last position needs no network."""
     slot_values: int
     """How many values one slot of a state row takes (0 .. slot_values − 1): sizes :meth:`state_key`."""
 
@@ -100,6 +104,18 @@ class Env(ABC):
     def state_index(self, states: Tensor) -> Tensor:
         """Index of each state in ``all_states()``."""
         raise NotImplementedError(f"{type(self).__name__} is too large to enumerate")
+
+    def prefix_levels(self, n: int) -> int:
+        """How many levels from s0 on a levelled MDP are worth tabling for a batch of n rows (0: none)."""
+        return 0
+
+    def prefix_states(self, levels: int, device: torch.device) -> Tensor:
+        """Every state of the first ``levels`` levels of a levelled MDP, in :meth:`prefix_index` order."""
+        raise NotImplementedError(f"{type(self).__name__} is not levelled")
+
+    def prefix_index(self, states: Tensor, levels: int) -> Tensor:
+        """Index in ``prefix_states(levels)`` of states on its levels."""
+        raise NotImplementedError(f"{type(self).__name__} is not levelled")
 
     def depth(self, states: Tensor) -> Tensor:
         """Number of forward steps from s0 to each state."""

@@ -28,11 +28,9 @@ class _Sequence(Env):
         self.max_steps = length + 1
         self.fixed_length = True  # L tokens, then stop
         self.obs_dim = length * vocab_size
+        self.levelled = True  # every position t of a trajectory holds t tokens; the last one only stops
         total = sum(vocab_size**k for k in range(length + 1))
         self.n_states = total if total <= ENUMERABLE_MAX_STATES else None
-        if self.n_states is not None:  # indexing is for enumeration only (and would overflow int64 beyond it)
-            self._radix = vocab_size ** torch.arange(length - 1, -1, -1)
-            self._offsets = torch.tensor([sum(vocab_size**j for j in range(k)) for k in range(length + 1)])
 
     def initial(self, n: int, device: torch.device | None = None) -> Tensor:
         return torch.full((n, self.length), self.pad, dtype=torch.long, device=device)
@@ -74,20 +72,56 @@ class _Sequence(Env):
 
     def all_states(self) -> Tensor:
         self._check_enumerable()
-        rows = [self.initial(1)]
-        for k in range(1, self.length + 1):
-            idx = torch.arange(self.vocab_size**k)
-            digits = (idx[:, None] // self.vocab_size ** torch.arange(k - 1, -1, -1)) % self.vocab_size
-            rows.append(torch.cat([digits, torch.full((len(idx), self.length - k), self.pad)], dim=1))
-        return torch.cat(rows)
+        return self._enumerate(self.length + 1, torch.device("cpu"))
 
     def state_index(self, states: Tensor) -> Tensor:
         self._check_enumerable()
+        return self.prefix_index(states, self.length + 1)
+
+    def prefix_levels(self, n: int) -> int:
+        """Levels 0, 1, ... whose every state (V^t of them) is fewer than n: a batch of n rows at such a level
+        repeats states, so a table of the level costs fewer network rows than the batch."""
+        levels = 0
+        while levels <= self.length and self.vocab_size**levels < n:
+            levels += 1
+        return levels
+
+    def prefix_states(self, levels: int, device: torch.device) -> Tensor:
+        """Every state with fewer than ``levels`` tokens, by length, then lexicographically (:meth:`prefix_index`
+        order); made once per (levels, device)."""
+        cache = self.__dict__.setdefault("_prefix_states", {})
+        if (levels, device) not in cache:
+            cache[levels, device] = self._enumerate(levels, device)
+        return cache[levels, device]
+
+    def _enumerate(self, levels: int, device: torch.device) -> Tensor:
+        rows = [self.initial(1, device)]
+        for k in range(1, levels):
+            idx = torch.arange(self.vocab_size**k, device=device)
+            digits = (idx[:, None] // self.vocab_size ** torch.arange(k - 1, -1, -1, device=device)) % self.vocab_size
+            rows.append(torch.cat([digits, torch.full((len(idx), self.length - k), self.pad, device=device)], 1))
+        return torch.cat(rows)
+
+    def prefix_index(self, states: Tensor, levels: int) -> Tensor:
+        """Index in ``prefix_states(levels)`` of states with fewer than ``levels`` tokens: the count of shorter
+        states plus the tokens read as a base-V number (only the first ``levels − 1`` slots can hold one)."""
+        width = levels - 1
+        radix, offsets, shift = self._prefix_constants(levels, states.device)
         n = self.lengths(states)
-        tokens = torch.where(states == self.pad, 0, states)
-        # left-aligned digits: shift so that a length-n state is an n-digit base-V number
-        lex = (tokens * self._radix.to(states.device)).sum(1) // (self.vocab_size ** (self.length - n))
-        return self._offsets.to(states.device)[n] + lex
+        tokens = torch.where(states[:, :width] == self.pad, 0, states[:, :width])
+        return offsets[n] + (tokens * radix).sum(1) // shift[n]
+
+    def _prefix_constants(self, levels: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """The radix of the first ``levels − 1`` slots, the count of states shorter than each length, and the
+        shift that right-aligns a length-k state's digits; made once per (levels, device)."""
+        cache = self.__dict__.setdefault("_prefix_cache", {})
+        key = (levels, device)
+        if key not in cache:
+            v, width = self.vocab_size, levels - 1
+            cache[key] = (torch.tensor([v**j for j in range(width - 1, -1, -1)], dtype=torch.long, device=device),
+                          torch.tensor([sum(v**j for j in range(k)) for k in range(levels)], device=device),
+                          torch.tensor([v ** (width - k) for k in range(levels)], device=device))
+        return cache[key]
 
 
 class PrependAppend(_Sequence):

@@ -60,8 +60,9 @@ def transition_rows(policy: "BasePolicy", traj: "Trajectories") -> Tensor | None
 
 def flow_terms(policy: "BasePolicy", traj: "Trajectories", needs_flow: bool, rows: Tensor | None = None) -> FlowTerms:
     """The flow terms of a batch under ``policy``: one network call per network over the batch's positions (those
-    in ``rows`` when given: see :func:`transition_rows`), or over every state of a small MDP
-    (:meth:`BasePolicy.alpha_by_table`), put in place with ``where``.
+    in ``rows`` when given: see :func:`transition_rows`), over every state of a small MDP
+    (:meth:`BasePolicy.alpha_by_table`), or, over a sequence MDP, over the positions where a batch does not
+    repeat states (:meth:`BasePolicy.alpha_by_levels`), put in place with ``where``.
 
     Without ``rows``: fixed shapes and no boolean selection, so nothing is read back to the host and a compiled
     step sees the same shapes every time (fixed-length MDPs waste no position).
@@ -83,9 +84,12 @@ def flow_terms(policy: "BasePolicy", traj: "Trajectories", needs_flow: bool, row
     emb, scale = policy.condition(traj.beta)
     cond = tuple(None if c is None else take(c[:, None].expand(B, T, c.shape[1])) for c in (emb, scale))
     parents, children = take(traj.states[:, :-1]), take(traj.states[:, 1:])
-    log_p = policy.forward_log_probs(parents, beta, cond, policy.alpha_by_table(parents))
+    alpha = policy.alpha_by_levels(traj.states[:, :-1]) if rows is None else None
+    alpha = policy.alpha_by_table(parents) if alpha is None else alpha
+    log_p = policy.forward_log_probs(parents, beta, cond, alpha)
     log_pf = torch.where(valid, put(log_p.gather(1, take(traj.actions.clamp(min=0))[:, None]).squeeze(1)), 0.0)
-    log_b = policy.backward_log_probs(children, beta, cond)
+    alpha_b = policy.alpha_by_levels(traj.states[:, 1:], backward=True) if rows is None else None
+    log_b = policy.backward_log_probs(children, beta, cond, alpha_b)
     log_pb = torch.where(move, put(log_b.gather(1, take(traj.bwd_actions.clamp(min=0))[:, None]).squeeze(1)), 0.0)
     log_z = policy.log_z(traj.beta)
     log_reward_beta = traj.beta * traj.log_reward

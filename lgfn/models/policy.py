@@ -63,8 +63,14 @@ class BasePolicy(nn.Module, ABC):
         ``condition(beta)`` when the caller has it; ``alpha`` is ``forward_alpha(states)`` when it has that."""
 
     @abstractmethod
-    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None) -> Tensor:
-        """log P_B(b | s; β) for every backward action: [N, n_bwd_actions]."""
+    def backward_alpha(self, states: Tensor) -> Tensor:
+        """α of a β-free learned P_B before clamping and scaling ([K, N, n_bwd_actions] for K members)."""
+
+    @abstractmethod
+    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None,
+                           alpha: Tensor | None = None) -> Tensor:
+        """log P_B(b | s; β) for every backward action: [N, n_bwd_actions]; ``alpha``: ``backward_alpha(states)``
+        when the caller has it."""
 
     @abstractmethod
     def log_z(self, beta: Tensor) -> Tensor:
@@ -105,6 +111,31 @@ class BasePolicy(nn.Module, ABC):
             return None
         table = self.forward_alpha(self.env.all_states_on(states.device))
         return table[..., self.env.state_index(states), :]
+
+    def alpha_by_levels(self, states: Tensor, backward: bool = False) -> Tensor | None:
+        """A β-free policy's α_θ (P_B's with ``backward``) at the positions ``[B, T, D]`` of a batch of
+        trajectories over a levelled MDP, as rows ``[B·T, A]`` (``[K, B·T, A]`` for K members): the static-shape
+        form of running the network once per distinct state. Position t holds a parent at level t (a child at
+        level t + 1 with ``backward``); the first levels, where a batch repeats states, come from a table of
+        every state there (:meth:`Env.prefix_levels`), the rest from the network on the batch, and the last
+        position (stop only, or the stop's child, which has no P_B term) gets zeros without a network call.
+        None where that does not hold: then the network runs on every position."""
+        env = self.env
+        usable = env.levelled and self.alpha_is_beta_free and (self.learned_backward or not backward)
+        if not usable or states.shape[1] != env.max_steps:
+            return None
+        B, T = states.shape[:2]
+        real, first = T - 1, int(backward)
+        net = self.backward_alpha if backward else self.forward_alpha
+        k = min(max(env.prefix_levels(B) - first, 0), real)  # positions served by the table
+        parts = []
+        if k:
+            table = net(env.prefix_states(first + k, states.device))
+            parts.append(table[..., env.prefix_index(states[:, :k].flatten(0, 1), first + k), :].unflatten(-2, (B, k)))
+        if k < real:
+            parts.append(net(states[:, k:real].flatten(0, 1)).unflatten(-2, (B, real - k)))
+        parts.append(parts[-1].new_zeros(*parts[-1].shape[:-3], B, 1, parts[-1].shape[-1]))
+        return torch.cat(parts, -2).flatten(-3, -2)
 
 
 class Policy(BasePolicy):
@@ -167,22 +198,31 @@ class Policy(BasePolicy):
     def forward_alpha(self, states: Tensor) -> Tensor:
         return self.forward_net(states, self.env.forward_mask(states))
 
+    def backward_alpha(self, states: Tensor) -> Tensor:
+        if self.backward_net is None:
+            raise RuntimeError("this policy's P_B is uniform: it has no backward α")
+        return self.backward_net(states, self.env.backward_mask(states))
+
+    def scaled_logits(self, backward: bool, states: Tensor, beta: Tensor, cond: Conditioning | None,
+                       alpha: Tensor | None, mask: Tensor) -> Tensor:
+        """The logits of P_F or P_B: from ``alpha`` when given (only f_θ(β) of the rows is needed), else from
+        the network."""
+        if alpha is not None:
+            return self.scaled(alpha, self.conditioner.logit_scale(beta) if cond is None else cond[1], mask)
+        return self.logits(backward, states, self.condition(beta) if cond is None else cond, mask)
+
     def forward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None,
                           alpha: Tensor | None = None) -> Tensor:
         mask = self.env.forward_mask(states)
-        if alpha is not None:  # only the scale is needed: f_θ(β) of the rows
-            scale = self.conditioner.logit_scale(beta) if cond is None else cond[1]
-            return self.scaled(alpha, scale, mask).log_softmax(dim=1)
-        cond = self.condition(beta) if cond is None else cond
-        return self.logits(False, states, cond, mask).log_softmax(dim=1)
+        return self.scaled_logits(False, states, beta, cond, alpha, mask).log_softmax(dim=1)
 
-    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None) -> Tensor:
+    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None,
+                           alpha: Tensor | None = None) -> Tensor:
         mask = self.env.backward_mask(states)
         if self.backward_net is None:
             n = mask.sum(1, keepdim=True).clamp(min=1)
             return torch.where(mask, -n.float().log(), float("-inf"))
-        cond = self.condition(beta) if cond is None else cond
-        return log_softmax_over_parents(self.logits(True, states, cond, mask), mask)
+        return log_softmax_over_parents(self.scaled_logits(True, states, beta, cond, alpha, mask), mask)
 
     def log_z(self, beta: Tensor) -> Tensor:
         return self.log_z_net(self.conditioner.features(beta)).squeeze(1)
@@ -254,6 +294,10 @@ class PolicyEnsemble(BasePolicy):
         """Every member's β-free α_θ(s, ·): [K, N, n_actions]."""
         return torch.stack([m.forward_alpha(states) for m in self.members])
 
+    def backward_alpha(self, states: Tensor) -> Tensor:
+        """Every member's β-free α of P_B: [K, N, n_bwd_actions]."""
+        return torch.stack([m.backward_alpha(states) for m in self.members])
+
     def set_range(self, low: float, high: float) -> None:
         for member in self.members:
             member.set_range(low, high)
@@ -265,19 +309,22 @@ class PolicyEnsemble(BasePolicy):
     def forward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None,
                           alpha: Tensor | None = None) -> Tensor:
         """log P_F of the mean policy; ``alpha``: ``forward_alpha(states)`` when the caller already has it."""
-        mask = self.env.forward_mask(states)
-        if alpha is not None:
-            logits = [m.scaled(a, m.conditioner.logit_scale(beta), mask) for m, a in zip(self.members, alpha)]
-        else:
-            logits = [m.logits(False, states, m.condition(beta), mask) for m in self.members]
-        return torch.stack(logits).mean(0).log_softmax(dim=1)
+        return self._mean_logits(False, states, beta, alpha, self.env.forward_mask(states)).log_softmax(dim=1)
 
-    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None) -> Tensor:
+    def backward_log_probs(self, states: Tensor, beta: Tensor, cond: Conditioning | None = None,
+                           alpha: Tensor | None = None) -> Tensor:
         if not self.learned_backward:
             return self.members[0].backward_log_probs(states, beta)
         mask = self.env.backward_mask(states)
-        logits = torch.stack([m.logits(True, states, m.condition(beta), mask) for m in self.members])
-        return log_softmax_over_parents(logits.mean(0), mask)
+        return log_softmax_over_parents(self._mean_logits(True, states, beta, alpha, mask), mask)
+
+    def _mean_logits(self, backward: bool, states: Tensor, beta: Tensor, alpha: Tensor | None,
+                     mask: Tensor) -> Tensor:
+        """The members' mean scaled logits of P_F or P_B, each conditioned on its own f_θ(β); from ``alpha``
+        ([K, N, A]) when given."""
+        alphas = [None] * len(self.members) if alpha is None else list(alpha)
+        return torch.stack([m.scaled_logits(backward, states, beta, None, a, mask)
+                            for m, a in zip(self.members, alphas)]).mean(0)
 
     def log_z(self, beta: Tensor) -> Tensor:
         """The members' mean log Z_θ(β): an estimate, as the ensemble's own normaliser is not trained."""

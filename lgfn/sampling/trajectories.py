@@ -101,13 +101,32 @@ def _mix_uniform(log_probs: Tensor, epsilon: float) -> Tensor:
     return ((1 - epsilon) * log_probs.exp() + epsilon * uniform).log()
 
 
-def _alpha_table(env: Env, policy: BasePolicy, n: int, device: torch.device) -> Tensor | None:
-    """A β-free policy's α_θ over every state of a small MDP, in ``state_index`` order: one network call for the
-    whole rollout instead of one a step (the per-step calls' fixed costs dominate at small batches). Only where the
-    MDP has at most 2n states, so the table costs no more rows than the rollout would visit."""
-    if not policy.alpha_is_beta_free or env.n_states is None or env.n_states > 2 * n:
+Table = tuple[Tensor | None, int]
+"""A β-free policy's α over states that a rollout visits, and which: ``(table, 0)`` every state of a small MDP in
+``state_index`` order; ``(table, levels)`` every state of a levelled MDP's first ``levels`` levels in
+``prefix_index`` order; ``(None, 0)`` none (the network runs every step)."""
+
+
+def _alpha_table(env: Env, policy: BasePolicy, n: int, device: torch.device, backward: bool = False) -> Table:
+    """A β-free policy's α_θ (P_B's with ``backward``) over the states a rollout of n rows would otherwise run the
+    network on repeatedly: one network call for those steps instead of one a step (the per-step calls' fixed
+    costs dominate at small batches). Every state where the MDP has at most 2n states; else, over a sequence
+    MDP, the first levels, where n rows repeat states (:meth:`Env.prefix_levels`)."""
+    if not policy.alpha_is_beta_free or (backward and not policy.learned_backward):
+        return None, 0
+    net = policy.backward_alpha if backward else policy.forward_alpha
+    if env.n_states is not None and env.n_states <= 2 * n:
+        return net(env.all_states_on(device)), 0
+    levels = env.prefix_levels(n) if env.levelled else 0
+    return (net(env.prefix_states(levels, device)), levels) if levels > 1 - backward else (None, 0)
+
+
+def _tabled(env: Env, table: Table, s: Tensor, level: int) -> Tensor | None:
+    """α of states ``s`` (all at ``level`` on a levelled MDP) from the rollout's table, None where it has none."""
+    alpha, levels = table
+    if alpha is None or (levels and level >= levels):
         return None
-    return policy.forward_alpha(env.all_states_on(device))
+    return alpha[..., env.prefix_index(s, levels) if levels else env.state_index(s), :]
 
 
 DONE_CHECK_EVERY = 4
@@ -124,17 +143,21 @@ def _chunks(env: Env, steps: int) -> list[tuple[int, int]]:
 
 
 def _forward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: Tensor, cond: Conditioning,
-                   gumbel: Tensor, epsilon: float, table: Tensor | None) -> tuple[Tensor, ...]:
-    """``len(gumbel)`` steps of every row: (states after each [n, k, D], actions taken (−1 once done) [n, k],
-    backward actions [n, k], done, whether a row's probabilities were NaN).
+                   gumbel: Tensor, epsilon: float, table: Table, start: int) -> tuple[Tensor, ...]:
+    """``len(gumbel)`` steps of every row from step ``start``: (states after each [n, k, D], actions taken (−1 once
+    done) [n, k], backward actions [n, k], done, whether a row's probabilities were NaN).
 
     Pure fixed-shape tensor code with the noise given: the unit that ``model.compile`` compiles (a chunk as one
-    program: a compiled call costs tens of µs, a step of a small batch not much more)."""
+    program: a compiled call costs tens of µs, a step of a small batch not much more). The last step of a
+    levelled MDP (stop only) runs no network."""
     states, actions, bwd = [], [], []
     nan_any = torch.zeros((), dtype=torch.bool, device=s.device)
-    for noise in gumbel:
-        alpha = None if table is None else table[..., env.state_index(s), :]
-        log_probs = _mix_uniform(policy.forward_log_probs(s, beta, cond, alpha), epsilon)
+    for t, noise in enumerate(gumbel, start):
+        if env.levelled and t == env.max_steps - 1:
+            log_probs = torch.where(env.forward_mask(s), 0.0, float("-inf"))
+        else:
+            alpha = _tabled(env, table, s, t)
+            log_probs = _mix_uniform(policy.forward_log_probs(s, beta, cond, alpha), epsilon)
         nan = log_probs[:, 0].isnan() & ~done  # a NaN logit makes its whole row NaN (log_softmax)
         a = torch.where(nan, env.stop_action, _draw(log_probs, noise))
         moves = ~done & (a != env.stop_action)
@@ -159,7 +182,8 @@ def sample_forward(
     ``done`` mask, so a rollout over a fixed-length MDP reads nothing back to the host (no filtering) and every
     step has the same shapes. The noise of the whole rollout is drawn up front, so its steps are pure tensor
     code (:func:`_forward_steps`, compiled with ``compiled``). One batched network call per step (one per
-    rollout for a β-free policy over a small MDP: see :func:`_alpha_table`). The trajectories' T is the number
+    rollout for a β-free policy over a small MDP, and none for a sequence MDP's first levels: see
+    :func:`_alpha_table`). The trajectories' T is the number
     of steps run; rewards are left at zero for the caller to fill in one batched oracle call.
 
     Returns the trajectories and a 0-dim bool on the device: whether the policy's probabilities were not
@@ -176,7 +200,8 @@ def sample_forward(
     table = _alpha_table(env, policy, n, device)
     steps = program(_forward_steps, compiled)
     for start, stop in _chunks(env, T):
-        chunk, a, b, done, nan = steps(env, policy, s, done, beta, cond, gumbel[start:stop], epsilon, table)
+        first = start if env.levelled else 0  # what the steps' plan depends on (a compiled chunk specialises on it)
+        chunk, a, b, done, nan = steps(env, policy, s, done, beta, cond, gumbel[start:stop], epsilon, table, first)
         states.append(chunk), actions.append(a), bwd.append(b)
         s, diverged = chunk[:, -1].contiguous(), diverged | nan  # contiguous: one program for every chunk
         if not env.fixed_length and stop < T and bool(done.all()):
@@ -189,14 +214,15 @@ def sample_forward(
 
 
 def _backward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: Tensor, cond: Conditioning,
-                    gumbel: Tensor) -> tuple[Tensor, ...]:
-    """``len(gumbel)`` backward steps of every row: (states after each [n, k, D], forward actions [n, k],
-    backward actions [n, k], done, steps taken [n], whether a row's probabilities were NaN)."""
+                    gumbel: Tensor, table: Table, start: int) -> tuple[Tensor, ...]:
+    """``len(gumbel)`` backward steps of every row from step ``start``: (states after each [n, k, D], forward
+    actions [n, k], backward actions [n, k], done, steps taken [n], whether a row's probabilities were NaN)."""
     states, fwd, bwd = [], [], []
     moved = torch.zeros(len(s), dtype=torch.long, device=s.device)
     nan_any = torch.zeros((), dtype=torch.bool, device=s.device)
-    for noise in gumbel:
-        log_probs = policy.backward_log_probs(s, beta, cond)
+    for t, noise in enumerate(gumbel, start):
+        level = env.max_steps - 1 - t  # of every row, on a levelled MDP (x has max_steps − 1 tokens)
+        log_probs = policy.backward_log_probs(s, beta, cond, _tabled(env, table, s, level) if env.levelled else None)
         nan = log_probs[:, 0].isnan() & ~done
         stay = done | nan  # a NaN row's draw could be any action: it steps no further (the caller raises)
         b = _draw(log_probs, noise)  # rows at s0 have no parent: their draw is in range and unused
@@ -226,9 +252,12 @@ def sample_backward(
     diverged = torch.zeros((), dtype=torch.bool, device=device)
     cond = policy.condition(beta) if policy.learned_backward else (None, None)
     s = x
+    table = _alpha_table(env, policy, n, device, backward=True) if env.levelled else (None, 0)
     program_steps = program(_backward_steps, compiled)
     for start, stop in _chunks(env, T - 1):
-        chunk, a, b, done, moved, nan = program_steps(env, policy, s, done, beta, cond, gumbel[start:stop])
+        first = start if env.levelled else 0
+        chunk, a, b, done, moved, nan = program_steps(env, policy, s, done, beta, cond, gumbel[start:stop], table,
+                                                      first)
         rev_states.append(chunk), rev_fwd.append(a), rev_bwd.append(b)
         s, steps, diverged = chunk[:, -1].contiguous(), steps + moved, diverged | nan
         if not env.fixed_length and stop < T - 1 and bool(done.all()):

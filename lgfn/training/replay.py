@@ -61,14 +61,39 @@ class Replay:
 _EMPTY = torch.iinfo(torch.long).max  # the key of an empty slot: sorts after every object's
 
 
+def _merge(held: Tensor, held_payload: Tensor, new: Tensor, new_payload: Tensor, keep: Tensor,
+           empty: float | int) -> tuple[Tensor, Tensor]:
+    """Merge sorted new values (those in ``keep``) into a sorted array whose unused tail holds ``empty`` (which
+    sorts last), each value carrying a payload: binary searches and one scatter, no sort of the held array.
+    Ties put the held value first. Returns the merged values and payloads, ``len(held) + len(new)`` long, the
+    values not kept among the empty tail."""
+    taken = keep.long().cumsum(0)  # kept new values up to and including each
+    # a held value moves right by the kept new values below it; a kept new value lands after the held values
+    # at or below it and the kept new values before it; the rest go to the last slot, as empty
+    kept_below = torch.cat([taken.new_zeros(1), taken])[torch.searchsorted(new, held)]
+    slot_old = torch.arange(len(held), device=held.device) + kept_below
+    slot_new = torch.where(keep, torch.searchsorted(held, new, right=True) + taken - 1, len(held) + len(new) - 1)
+    slots = torch.cat([slot_old, slot_new])
+    values = held.new_full((len(slots),), empty).scatter_(0, slots, torch.cat([held, torch.where(keep, new, empty)]))
+    payload = held_payload.new_zeros(len(slots)).scatter_(0, slots, torch.cat([held_payload, new_payload]))
+    return values, payload
+
+
+def _padded(t: Tensor, extra: int, fill: float | int) -> Tensor:
+    """``t`` with ``extra`` more rows of ``fill``."""
+    return torch.cat([t, t.new_full((extra, *t.shape[1:]), fill)])
+
+
 @register("replay", "uniform")
 class ObjectReplay(Replay):
     """Every distinct object sampled so far with its reward; draws uniformly with replacement.
 
-    Lives on the device of what is added to it, as fixed-shape tensors: the distinct objects sorted by their key
-    in the first ``count`` slots of a capacity grown on the host (from the number of objects ever added, which
-    bounds the distinct ones), empty slots after them. Adding and drawing are sorts, gathers and arithmetic on
-    a device-side count: nothing is read back to the host in a training round.
+    Lives on the device of what is added to it, as fixed-shape tensors: the distinct objects and their rewards
+    in the order they were first added (the first ``count`` slots of a capacity grown on the host from the
+    number of objects ever added, which bounds the distinct ones), and an index of their keys, sorted, to
+    de-duplicate by binary search. Adding writes the batch's new objects after the held ones and merges their
+    keys into the index (work on the keys only, not on the objects); drawing is a gather. Nothing is read back
+    to the host in a training round.
     """
 
     def __init__(self, min_size: int = 10) -> None:
@@ -76,10 +101,11 @@ class ObjectReplay(Replay):
         self._empty(0, torch.device("cpu"))
 
     def _empty(self, width: int, device: torch.device) -> None:
-        self.keys = torch.empty(0, dtype=torch.long, device=device)
         self.x = torch.empty(0, width, dtype=torch.long, device=device)
         self.log_reward = torch.empty(0, device=device)
         self.raw_reward = torch.empty(0, dtype=torch.float64, device=device)
+        self.keys = torch.empty(0, dtype=torch.long, device=device)  # sorted; _EMPTY after the held ones
+        self.key_slot = torch.empty(0, dtype=torch.long, device=device)  # where each key's object is held
         self.count = torch.zeros((), dtype=torch.long, device=device)  # distinct objects held (on the device)
         self._added = 0  # objects ever added: bounds ``count`` without asking the device
 
@@ -90,47 +116,48 @@ class ObjectReplay(Replay):
         x = traj.x
         self._insert(x, row_keys(x), traj.log_reward, traj.raw_reward)
 
+    def _grow(self, capacity: int) -> None:
+        """Room for ``capacity`` objects (and a spare slot that takes the writes of repeated ones)."""
+        extra = capacity + 1 - len(self.x)
+        self.x, self.log_reward, self.raw_reward, self.key_slot = (
+            _padded(t, extra, 0) for t in (self.x, self.log_reward, self.raw_reward, self.key_slot))
+        self.keys = _padded(self.keys, extra, _EMPTY)
+        self._grew(extra)
+
+    def _grew(self, extra: int) -> None:
+        """Hook: the arrays grew by ``extra`` slots."""
+
     def _insert(self, x: Tensor, keys: Tensor, log_reward: Tensor, raw: Tensor) -> None:
-        """Merge a batch into the key-sorted buffer: a sort of the batch, binary searches and one scatter (no
-        sort of the buffer). The first copy of a key stays (an object already held, else its first occurrence
-        in the batch); later copies are dropped."""
+        """Add a batch: its objects whose key is new (first copy in the batch) go after the held ones, and their
+        keys are merged into the sorted index. An object already held keeps its first reward."""
         if not self._added:  # an empty buffer takes the first batch's width and device
             self._empty(x.shape[1], x.device)
         elif self.keys.device != x.device:  # restored from a checkpoint (CPU): follow the samples to their device
-            self.keys, self.x, self.log_reward, self.raw_reward, self.count = (
-                t.to(x.device) for t in (self.keys, self.x, self.log_reward, self.raw_reward, self.count))
-        old, m = len(self.keys), len(keys)
-        self._added += m
-        capacity = max(old, min(self._added, 2 * (old + m) + 256))  # >= every object held; geometric growth
+            for name in self._tensors():
+                setattr(self, name, getattr(self, name).to(x.device))
+        self._added += len(keys)
+        if self._added >= len(self.x):  # geometric growth, so adds stay amortised O(batch) in copies
+            self._grow(max(self._added, 2 * len(self.x), 256))
         new_keys, order = torch.sort(keys, stable=True)
-        at = torch.searchsorted(self.keys, new_keys)  # where each would go among the held keys
-        held = self.keys[at.clamp(max=max(old - 1, 0))] == new_keys if old else torch.zeros_like(at, dtype=torch.bool)
-        repeat = torch.cat([held.new_zeros(1), new_keys[1:] == new_keys[:-1]])
-        valid = ~held & ~repeat
-        taken = valid.long().cumsum(0)  # valid new keys up to and including each
-        # a held key moves right by the valid new keys before it; a valid new key lands after the held keys before
-        # it and the valid new keys before it; the rest go to the spare last slot, as empty
-        below = torch.searchsorted(new_keys, self.keys)
-        shift = torch.where(below > 0, taken[(below - 1).clamp(min=0)], 0)
-        slot_old = torch.arange(old, device=keys.device) + shift
-        spare = old + m - 1
-        slot_new = torch.where(valid, at + taken - 1, spare)
-        slots = torch.cat([slot_old, slot_new])
-        merged_keys = torch.cat([self.keys, torch.where(valid, new_keys, _EMPTY)])
-        self.keys = torch.full((old + m,), _EMPTY, dtype=torch.long, device=keys.device).scatter_(0, slots, merged_keys)
-        self.x = self._scatter(self.x, x[order], slots)
-        self.log_reward = self._scatter(self.log_reward, log_reward.to(self.log_reward.dtype)[order], slots)
-        self.raw_reward = self._scatter(self.raw_reward, raw.to(self.raw_reward.dtype)[order], slots)
-        self.keys, self.x, self.log_reward, self.raw_reward = (
-            t[:capacity] for t in (self.keys, self.x, self.log_reward, self.raw_reward))
-        self.count = self.count + valid.sum()
+        at = torch.searchsorted(self.keys, new_keys).clamp(max=len(self.keys) - 1)
+        repeat = torch.cat([new_keys.new_zeros(1, dtype=torch.bool), new_keys[1:] == new_keys[:-1]])
+        keep_sorted = (self.keys[at] != new_keys) & ~repeat
+        keep = torch.empty_like(keep_sorted).scatter_(0, order, keep_sorted)  # in the batch's order
+        # new objects are held in the order they came (so a checkpoint's objects, added again, land where they were)
+        slot = torch.where(keep, self.count + keep.long().cumsum(0) - 1, len(self.x) - 1)
+        self.x.index_copy_(0, slot, x)  # in place: O(batch); repeated objects all land on the spare last slot
+        self.log_reward.index_copy_(0, slot, log_reward.to(self.log_reward.dtype))
+        self.raw_reward.index_copy_(0, slot, raw.to(self.raw_reward.dtype))
+        keys_merged, slots_merged = _merge(self.keys, self.key_slot, new_keys, slot[order], keep_sorted, _EMPTY)
+        self.keys, self.key_slot = keys_merged[: len(self.x)], slots_merged[: len(self.x)]
+        self._merged(slot, keep)
+        self.count = self.count + keep.sum()
 
-    @staticmethod
-    def _scatter(held: Tensor, new: Tensor, slots: Tensor) -> Tensor:
-        """Held and new rows at their merged slots."""
-        rows = torch.cat([held, new])
-        index = slots.view(-1, *[1] * (rows.dim() - 1)).expand_as(rows)
-        return torch.zeros_like(rows).scatter_(0, index, rows)
+    def _merged(self, slot: Tensor, keep: Tensor) -> None:
+        """Hook: the objects at ``slot`` (those in ``keep``) were just added."""
+
+    def _tensors(self) -> tuple[str, ...]:
+        return ("x", "log_reward", "raw_reward", "keys", "key_slot", "count")
 
     def _uniform(self, n: int, generator: torch.Generator | None) -> Tensor:
         """n uniforms in [0, 1), drawn from the caller's generator, on the buffer's device."""
@@ -151,7 +178,9 @@ class ObjectReplay(Replay):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         x = state["x"]
         self._empty(x.shape[1], self.keys.device)
-        self._insert(x, row_keys(x), state["log_reward"], state["raw_reward"])
+        self._added = 0
+        if len(x):
+            self._insert(x, row_keys(x), state["log_reward"], state["raw_reward"])
 
 
 @register("replay", "prioritized")
@@ -159,24 +188,44 @@ class PrioritizedReplay(ObjectReplay):
     """Reward-prioritised as in the official code: half the batch from objects at or above the
     90th percentile of the buffer's rewards, half from those at or below it, with replacement.
 
-    The percentile is torch.quantile's (linear between order statistics); each half is drawn from its set by a
-    binary search of scaled uniforms in the set's running count: fixed shapes, no selection.
+    The percentile is torch.quantile's (linear between order statistics). The buffer keeps a second index, of
+    its rewards in ascending order (merged like the keys' on each add), so the order statistics are gathers and
+    each half is a uniform draw from a contiguous range of it: fixed shapes, no sort, no selection.
     """
 
     def __init__(self, min_size: int = 10, quantile: float = 0.9) -> None:
         super().__init__(min_size)
         self.quantile = quantile
 
+    def _empty(self, width: int, device: torch.device) -> None:
+        super()._empty(width, device)
+        self.rewards_sorted = torch.empty(0, dtype=torch.float64, device=device)  # +inf after the held ones
+        self.reward_slot = torch.empty(0, dtype=torch.long, device=device)
+
+    def _tensors(self) -> tuple[str, ...]:
+        return (*super()._tensors(), "rewards_sorted", "reward_slot")
+
+    def _grew(self, extra: int) -> None:
+        self.rewards_sorted = _padded(self.rewards_sorted, extra, torch.inf)
+        self.reward_slot = _padded(self.reward_slot, extra, 0)
+
+    def _merged(self, slot: Tensor, keep: Tensor) -> None:
+        new, order = torch.sort(torch.where(keep, self.log_reward[slot].double(), torch.inf), stable=True)
+        values, slots = _merge(self.rewards_sorted, self.reward_slot, new, slot[order], keep[order], torch.inf)
+        self.rewards_sorted, self.reward_slot = values[: len(self.x)], slots[: len(self.x)]
+
     def _indices(self, n: int, generator: torch.Generator | None) -> Tensor:
-        held = torch.arange(len(self.keys), device=self.keys.device) < self.count
-        r = torch.where(held, self.log_reward.double(), torch.inf)
-        pos = self.quantile * (self.count - 1).double()
+        r, count = self.rewards_sorted, self.count
+        pos = self.quantile * (count - 1).double()
         lo, hi = pos.floor().long(), pos.ceil().long()
-        order_stats = torch.sort(r).values  # the held rewards ascending, then the empty slots' +inf
-        threshold = order_stats[lo] + (pos - lo) * (order_stats[hi] - order_stats[lo])
+        threshold = r[lo] + (pos - lo) * (r[hi] - r[lo])
+        first_top = torch.searchsorted(r, threshold[None])  # the top set: [first_top, count)
+        end_bottom = torch.searchsorted(r, threshold[None], right=True)  # the bottom set: [0, end_bottom)
         u = self._uniform(n, generator)
         half = n // 2
-        return torch.cat([_pick(held & (r >= threshold), u[:half]), _pick(r <= threshold, u[half:])])
+        top = first_top + (u[:half] * (count - first_top)).long()
+        bottom = (u[half:] * end_bottom).long()
+        return self.reward_slot[torch.cat([top, bottom])]
 
 
 @register("replay", "fifo")
@@ -208,9 +257,3 @@ class TrajectoryReplay(Replay):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.store = Trajectories(**state) if state else None
-
-
-def _pick(members: Tensor, u: Tensor) -> Tensor:
-    """Indices drawn uniformly (one per uniform in ``u``) from the True positions of ``members``."""
-    running = members.long().cumsum(0)
-    return torch.searchsorted(running, (u * running[-1]).long() + 1)

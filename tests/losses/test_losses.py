@@ -79,6 +79,9 @@ class ExactPolicy(torch.nn.Module):
     def alpha_by_table(self, states):
         return None  # not a network: nothing to tabulate
 
+    def alpha_by_levels(self, states, backward=False):
+        return None
+
     def forward_log_probs(self, states, beta, cond=None, alpha=None):
         idx = self.env.state_index(states)
         out = torch.full((len(states), self.env.n_actions), float("-inf"), dtype=torch.float64)
@@ -89,7 +92,7 @@ class ExactPolicy(torch.nn.Module):
         out[:, -1] = self.log_r[idx] - self.flow[idx].log()
         return out.float()
 
-    def backward_log_probs(self, states, beta, cond=None):
+    def backward_log_probs(self, states, beta, cond=None, alpha=None):
         mask = self.env.backward_mask(states)
         return torch.where(mask, -mask.sum(1, keepdim=True).float().log(), float("-inf"))
 
@@ -113,3 +116,30 @@ def test_each_loss_is_zero_at_the_exact_optimum(loss):
     # and a perturbed reward makes it clearly positive
     traj.log_reward = traj.log_reward + 0.3
     assert float(model.loss_fn(model.flow_terms(traj))) > 1e-3
+
+
+@pytest.mark.parametrize("backward_policy", ["learned", "uniform"])
+@pytest.mark.parametrize("batch", [3, 32, 200])
+def test_sequence_flow_terms_from_level_tables_equal_the_networks(backward_policy, batch, monkeypatch):
+    """Over a sequence MDP the loss runs the networks once per state of the first levels and not on the stop
+    position (:meth:`BasePolicy.alpha_by_levels`); the flow terms and their gradients are the per-position
+    networks' own."""
+    from lgfn.losses.base import flow_terms
+
+    torch.manual_seed(0)
+    model = GFlowNet(task="tfbind8", conditioner="logit", loss="db", backward_policy=backward_policy, hidden_dim=16)
+    model.sampler.set_training_range(1.0, 3.0)
+    traj = model.sampler.forward(torch.rand(batch) * 2 + 1, 0.2, torch.Generator().manual_seed(1))
+    results = []
+    for levelled in (True, False):
+        monkeypatch.setattr(model.task.env, "levelled", levelled)
+        model.zero_grad()
+        terms = flow_terms(model.policy, traj, needs_flow=True)
+        (terms.log_pf.sum() + terms.log_pb.sum()).backward()
+        results.append((terms, [p.grad.clone() for p in model.policy.parameters() if p.grad is not None]))
+    (a, grads_a), (b, grads_b) = results
+    for field in ("log_pf", "log_pb", "log_flow"):
+        torch.testing.assert_close(getattr(a, field), getattr(b, field))
+    assert len(grads_a) == len(grads_b)
+    for x, y in zip(grads_a, grads_b):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-4)

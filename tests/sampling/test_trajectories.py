@@ -100,13 +100,41 @@ def test_a_small_mdps_state_table_gives_the_networks_numbers(ensemble):
     states = env.all_states()[torch.randint(16, (40,))]
     beta = torch.rand(40) * 2 + 1
     with torch.no_grad():
-        table = _alpha_table(env, policy, 8, states.device)
-        assert table is not None and table.shape[-2:] == (16, env.n_actions)
+        table, levels = _alpha_table(env, policy, 8, states.device)
+        assert levels == 0 and table.shape[-2:] == (16, env.n_actions)
         from_table = policy.forward_log_probs(states, beta, policy.condition(beta), table[..., env.state_index(states), :])
         torch.testing.assert_close(from_table, policy.forward_log_probs(states, beta))
-    assert _alpha_table(env, policy, 7, states.device) is None  # 16 states > 2 × 7: per step
+    assert _alpha_table(env, policy, 7, states.device)[0] is None  # 16 states > 2 × 7: per step
     aware = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 4}, conditioner="logit_layer")
-    assert _alpha_table(env, aware.policy, 1000, states.device) is None  # α depends on β
+    assert _alpha_table(env, aware.policy, 1000, states.device)[0] is None  # α depends on β
+
+
+@pytest.mark.parametrize("ensemble,mdp", [(1, "prepend_append"), (2, "prepend_append"), (1, "append_only")])
+def test_sequence_rollouts_table_their_first_levels_and_skip_the_stop(ensemble, mdp, monkeypatch):
+    """Over a sequence MDP a β-free policy runs its networks once on the first levels' states (fewer than the
+    batch) and not at all on the stop-only last step, and draws exactly what per-step network calls draw."""
+    from lgfn.sampling import trajectories
+
+    task = {"name": "tfbind8", "mdp": mdp} if mdp != "prepend_append" else "tfbind8"
+    torch.manual_seed(0)
+    model = GFlowNet(task=task, conditioner="logit", ensemble=ensemble, hidden_dim=16)
+    model.sampler.set_training_range(1.0, 3.0)
+    env, policy = model.task.env, model.policy
+    beta = torch.rand(32) * 2 + 1
+    rows = []
+    for member in policy.members:
+        for net in (member.forward_net, member.backward_net):
+            net.register_forward_hook(lambda mod, args, out: rows.append(len(out)))
+    traj, _ = sample_forward(env, policy, beta, 0.1, torch.Generator().manual_seed(3))
+    back, _ = sample_backward(env, policy, traj.x, beta, torch.Generator().manual_seed(4))
+    # forward: one table of levels 0-2 (1 + 4 + 16 states < 32) and 5 network steps (levels 3-7); no stop step
+    assert rows[:ensemble] == [21] * ensemble and len(rows) == ensemble * (1 + 5) + ensemble * (1 + 6)
+    # backward: 6 steps from levels 8-3 by the network, levels 2-1 from the table
+    monkeypatch.setattr(trajectories, "_alpha_table", lambda *a, **k: (None, 0))
+    monkeypatch.setattr(env, "levelled", False)
+    traj2, _ = sample_forward(env, policy, beta, 0.1, torch.Generator().manual_seed(3))
+    back2, _ = sample_backward(env, policy, traj2.x, beta, torch.Generator().manual_seed(4))
+    assert torch.equal(traj.actions, traj2.actions) and torch.equal(back.actions, back2.actions)
 
 
 def test_rollouts_over_a_fixed_length_mdp_read_nothing_back():

@@ -43,6 +43,20 @@ def test_replay_state_round_trip():
     assert len(r2) == 21
 
 
+@pytest.mark.parametrize("kind", [ObjectReplay, PrioritizedReplay])
+def test_a_buffer_built_over_many_batches_draws_the_same_after_a_round_trip(kind):
+    """A checkpointed buffer, loaded again, holds its objects in the same places: resumed runs draw exactly what
+    an uninterrupted run draws (reward ties included)."""
+    g, r = torch.Generator().manual_seed(5), kind()
+    for _ in range(12):
+        x = torch.randint(0, 4, (20, 3), generator=g)
+        r.add(_traj(x, torch.randint(0, 4, (20,), generator=g).float()))
+    r2 = kind()
+    r2.load_state_dict(r.state_dict())
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert all(torch.equal(a, b) for a, b in zip(r.draw(256, g1), r2.draw(256, g2)))
+
+
 def test_fifo_keeps_the_last_trajectories():
     r = TrajectoryReplay(capacity=5)
     r.add(_traj(torch.arange(4)[:, None], torch.zeros(4)))
@@ -69,7 +83,34 @@ def test_object_replay_matches_a_dict_of_first_occurrences():
             reference.setdefault(row, value)
     n = len(r)
     assert n == len(reference) and bool((r.keys[:n][1:] > r.keys[:n][:-1]).all())  # distinct and sorted
+    assert torch.equal(row_keys(r.x[r.key_slot[:n]]), r.keys[:n])  # the index points at its objects
     held = {tuple(row): value for row, value in zip(r.x[:n].tolist(), r.log_reward[:n].tolist())}
     assert held == pytest.approx(reference)
     drawn, log_r, _ = r.draw(2000, torch.Generator().manual_seed(1))
     assert all(reference[tuple(row)] == pytest.approx(v) for row, v in zip(drawn.tolist(), log_r.tolist()))
+
+
+def test_prioritized_draws_from_many_batches_follow_the_top_and_bottom_sets():
+    """Built up over many batches with repeats and ties, the reward index stays sorted and points at the held
+    rewards, and each half of a draw is uniform over its set (as the official code draws: top decile, rest)."""
+    g = torch.Generator().manual_seed(0)
+    r, reference = PrioritizedReplay(), {}
+    for _ in range(40):
+        x = torch.randint(0, 5, (int(torch.randint(1, 60, (1,), generator=g)), 4), generator=g)
+        log_r = torch.randint(0, 30, (len(x),), generator=g).float()  # many ties
+        r.add(_traj(x, log_r))
+        for row, value in zip(map(tuple, x.tolist()), log_r.tolist()):
+            reference.setdefault(row, value)
+    n = len(r)
+    assert n == len(reference)
+    assert bool((r.rewards_sorted[:n].diff() >= 0).all()) and bool(r.rewards_sorted[n:].isinf().all())
+    assert torch.equal(r.log_reward[r.reward_slot[:n]].double(), r.rewards_sorted[:n])
+    values = torch.tensor(list(reference.values()), dtype=torch.float64)
+    threshold = torch.quantile(values, 0.9)
+    drawn, log_r, _ = r.draw(40_000, torch.Generator().manual_seed(1))
+    top, bottom = log_r[:20_000].double(), log_r[20_000:].double()
+    assert bool((top >= threshold).all()) and bool((bottom <= threshold).all())
+    for half, members in ((top, values[values >= threshold]), (bottom, values[values <= threshold])):
+        expected = torch.stack([(members == v).double().mean() for v in members.unique()])
+        observed = torch.stack([(half == v).double().mean() for v in members.unique()])
+        assert float((expected - observed).abs().max()) < 0.02
