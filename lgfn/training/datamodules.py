@@ -21,6 +21,7 @@ from lgfn.beta.distributions import BetaSampler, Constant
 from lgfn.errors import ConfigError
 from lgfn.oracles.base import OracleError
 from lgfn.registry import ComponentSpec
+from lgfn.sampling.local_search import LocalSearch
 from lgfn.sampling.sampler import Sampler
 from lgfn.sampling.trajectories import Trajectories
 from lgfn.settings import build_component, check_counts
@@ -166,12 +167,16 @@ class OnlineData(SamplingDataModule):
             executor) while the model trains on the oldest scored one: steps (2)-(4) of a round use the samples
             of N rounds before, so replay lags by up to N rounds. A checkpoint waits for the pending rounds'
             scores and holds them, so a resumed run neither loses nor repeats an object.
+        local_search: null (off), or a local search (``deterministic`` or ``mh``, with ``iterations``, ``back_steps``
+            and ``seeds``: see :mod:`lgfn.sampling.local_search`) that refines each round's first fresh samples.
+            The round still scores M objects: M − seeds·iterations fresh ones and seeds·iterations candidates, all
+            trained on at their seed's β, added to D and counted by the discovery metrics.
     """
 
     def __init__(self, train_beta: ComponentSpec = "uniform", explore_beta: ComponentSpec = "uniform",
                  rounds: int = 2000, samples_per_round: int = 32, batch_size: int = 32, steps_per_batch: int = 1,
                  epsilon: float = 0.01, replay: ComponentSpec = "prioritized", seed: int = 0,
-                 max_pending_rounds: int = 0) -> None:
+                 max_pending_rounds: int = 0, local_search: ComponentSpec | None = None) -> None:
         super().__init__(train_beta, batch_size, steps_per_batch, seed)
         check_counts("data", rounds=rounds, samples_per_round=samples_per_round)
         if isinstance(max_pending_rounds, bool) or not isinstance(max_pending_rounds, int) or max_pending_rounds < 0:
@@ -188,6 +193,14 @@ class OnlineData(SamplingDataModule):
         self.samples_per_round = samples_per_round
         self.epsilon = epsilon
         self.replay: Replay = build_component("replay", replay, "data.replay")
+        self.local_search: LocalSearch | None = None
+        self._fresh, self._seeds = samples_per_round, 0
+        if local_search is not None:
+            self.local_search = build_component("local_search", local_search, "data.local_search")
+            self._fresh, self._seeds = self.local_search.split(samples_per_round)
+            if max_pending_rounds:
+                raise ConfigError(f"data.local_search with data.max_pending_rounds = {max_pending_rounds}: local "
+                                  "search scores inside the round; set max_pending_rounds: 0 or local_search: null")
         self._scored_any = False
         self._unscored_rounds = 0
         self._ready = False
@@ -211,6 +224,10 @@ class OnlineData(SamplingDataModule):
             progress = self.round / self.rounds
             if self.max_pending_rounds:
                 online = self.sampler.admit(self._oldest_scored())
+            elif self.local_search is not None:  # M objects: fresh samples and the candidates refined from them
+                beta = self.explore_beta.sample(self._fresh, self.generator, progress)
+                online = self.sampler.admit(self.local_search.round(self.sampler, beta, self.epsilon, self._seeds,
+                                                                    self.generator))
             else:
                 beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
                 online = self.sampler.explore(beta, self.epsilon, self.generator)  # scored objects only
