@@ -30,14 +30,13 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from lgfn import components, registry
+from lgfn import components, registry, settings
 from lgfn.errors import CheckpointError
 
 FORMAT = 2
 """``lgfn_format`` of checkpoints whose components are resolved specs (absent before: format 1)."""
 
 LIGHTNING_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
-COMPONENT_KINDS = {"task": "task", "conditioner": "conditioner", "policy": "policy", "loss": "loss"}
 
 
 def read(path: str | Path, where: str | None = None) -> dict[str, Any]:
@@ -121,55 +120,12 @@ def _member_kind(member: str) -> str:
     return "the record of its contents" if member.endswith(".pkl") else "member"
 
 
-def _walk_class_paths(value: Any, key: str) -> None:
-    """Refuse any ``class_path`` nested in a component's arguments that no component kind registers."""
-    if isinstance(value, Mapping):
-        if "class_path" in value:
-            path = value["class_path"]
-            if not any(isinstance(path, str) and path in registry.allowed_class_paths(k) for k in registry.KINDS):
-                raise CheckpointError(f"{key}.class_path = {path!r} is not a registered component; a checkpoint may "
-                                      "only name registered components (see `lgfn registry`)")
-        for k, v in value.items():
-            _walk_class_paths(v, f"{key}.{k}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _walk_class_paths(v, f"{key}[{i}]")
-
-
-def check_component(kind: str, spec: Any, key: str, hint: str = "") -> None:
-    """A component spec from a checkpoint names only registered code (checked without importing anything);
-    ``hint`` says which plugins to load when it names one that is not registered now."""
-    if isinstance(spec, str):
-        try:
-            registry.get(kind, spec)
-        except registry.RegistryError as err:
-            raise CheckpointError(f"{key} = {spec!r}: {err}{hint}") from None
-        return
-    if not isinstance(spec, Mapping):
-        raise CheckpointError(f"{key} must be a registered name or a {{class_path, init_args}} mapping, got {spec!r}")
-    if "class_path" in spec:
-        path = spec["class_path"]
-        if not isinstance(path, str) or path not in registry.allowed_class_paths(kind):
-            raise CheckpointError(f"{key}.class_path = {path!r} is not a registered {kind}; a checkpoint may only name "
-                                  f"registered components (see `lgfn registry`){hint}")
-    elif "name" in spec:
-        check_component(kind, spec["name"], f"{key}.name", hint)
-    else:
-        raise CheckpointError(f"{key} names no component (needs 'name' or 'class_path'), got {spec!r}")
-    args = dict(spec.get("init_args") or {}) if isinstance(spec.get("init_args"), Mapping) else {}
-    args.update({k: v for k, v in spec.items() if k not in ("class_path", "name", "init_args")})
-    for arg, value in args.items():
-        if arg in registry.KINDS:
-            check_component(arg, value, f"{key}.{arg}", hint)
-        else:
-            _walk_class_paths(value, f"{key}.{arg}")
-
-
 def model_hparams(ckpt: Mapping[str, Any], model_cls: type, where: str = "checkpoint") -> dict[str, Any]:
     """The model's constructor arguments from a checkpoint, checked against the allow-list.
 
     Lightning's own bookkeeping (``_instantiator``) is dropped when it is Lightning's; any other
-    key must be an argument of ``model_cls``.
+    key must be an argument of ``model_cls``, and every component it names must be registered
+    (:func:`lgfn.registry.check_allowed`). A setting saved under its old name comes back under its new one.
     """
     hparams = dict(ckpt["hyper_parameters"])
     instantiator = hparams.pop("_instantiator", LIGHTNING_INSTANTIATOR)
@@ -187,10 +143,14 @@ def model_hparams(ckpt: Mapping[str, Any], model_cls: type, where: str = "checkp
     used = ckpt.get("lgfn_plugins") or []
     hint = (f"; it was trained with --plugins {' '.join(map(str, used))}" if used
             else "; if a plugin registers it, load that with --plugins")
-    for key, kind in COMPONENT_KINDS.items():
-        if key in hparams:
-            check_component(kind, hparams[key], f"{where}: model.{key}", hint)
-    return hparams
+    for key, value in hparams.items():
+        kind = settings.COMPONENTS.get(settings.RENAMED.get(key, key))
+        if kind is not None:
+            try:
+                registry.check_allowed(kind, value, f"{where}: model.{key}", hint)
+            except registry.RegistryError as err:
+                raise CheckpointError(str(err)) from None
+    return settings.renamed(hparams, warn=False)  # written before model.policy was model.network: read as it
 
 
 # --------------------------------------------------------------------------- state checks

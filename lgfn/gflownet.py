@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import torch
 from lightning.pytorch import Callback, LightningModule
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from lgfn import plugins, registry
+from lgfn import plugins, registry, settings
 from lgfn.checkpoints import FORMAT, load_model
 from lgfn.errors import TrainingError
 from lgfn.compilation import choose, program
 from lgfn.losses.base import FlowTerms, Loss, flow_terms, loss_of, transition_rows
 from lgfn.metrics.evaluation import evaluate, log_heatmap
 from lgfn.models.policy import BasePolicy, Policy, PolicyEnsemble
-from lgfn.registry import ComponentSpec
 from lgfn.sampling.sampler import Sampler
 from lgfn.sampling.trajectories import Trajectories
-from lgfn.settings import check_model_settings
+from lgfn.settings import model_settings
 from lgfn.tasks.base import Task
 from lgfn.training.discovery import DiscoveryTracker, logging_step
 from lgfn.training.nonfinite import NonFiniteGuard
@@ -33,79 +33,45 @@ log = logging.getLogger("lgfn")
 class GFlowNet(LightningModule):
     """A temperature-conditional GFlowNet: p(x|β) ∝ R(x)^β for a range of β at once.
 
-    Args:
-        task: the task (name, ``{name: ..., **args}`` or class_path spec).
-        conditioner: how β enters: ``none``, ``layer``, ``thermometer``, ``logit``, ``logit_layer``, ``logit_official``.
-        policy: the P_F/P_B architecture: ``mlp`` (a logit per action) or ``ssr`` (a scorer of (state, child) pairs).
-        loss: ``tb``, ``db`` or ``subtb``; MaxEnt is ``tb`` with ``backward_policy: uniform``.
-        hidden_dim, n_layers: size of the policy MLPs.
-        backward_policy: ``learned`` (conditioned like P_F) or ``uniform``.
-        lr_policy, lr_z, lr_scale, lr_flow: learning rates of α_θ (and P_B), Z_θ, f_θ and F.
-        weight_decay: decoupled weight decay of α_θ and P_B (AdamW-style; 0: plain Adam).
-        ensemble: train this many policies side by side (each its own α_θ, f_θ, Z_θ, P_B and loss) and sample
-            with the mean of their scaled logits (see :class:`PolicyEnsemble`).
-        ensemble_data: ``shared``: every member trains on the whole batch; ``split``: member k on the k-th of
-            ``ensemble`` equal slices of it (set ``data.batch_size`` to ``ensemble`` × the per-member batch), drawn
-            backwards (offline) with its own P_B: the members see different trajectories, as separately trained
-            policies would.
-        grad_clip: max gradient norm (None: no clipping), each ensemble member's own; the norm is logged either way.
-        logit_clip: clamp α_θ to [−c, c] before scaling (None: no clamp; the official code clamps at 20).
-        eval_betas: β values evaluated at validation/test, including ones outside training.
-        eval_samples: objects sampled per β at evaluation.
-        nonfinite_patience: each step whose loss or gradient is not finite is skipped; training stops (with a
-            checkpoint) after this many such steps with fewer than this many good steps in a row between them.
-        compile: run the training rollouts and the loss (with its backward) as compiled programs
-            (``torch.compile``, inductor): ``true``, ``false``, or ``auto``: on a GPU always, on a CPU when the
-            run is long enough to win back the compile time (see :func:`lgfn.compilation.choose`).
+    {args}
+
+    Every setting is declared once, in :data:`lgfn.settings.MODEL` (this signature and this list come from it).
     """
 
-    def __init__(
-        self,
-        task: ComponentSpec = "gridworld",
-        conditioner: ComponentSpec = "logit",
-        policy: ComponentSpec = "mlp",
-        loss: ComponentSpec = "tb",
-        hidden_dim: int = 128,
-        n_layers: int = 2,
-        backward_policy: Literal["learned", "uniform"] = "learned",
-        lr_policy: float = 1e-4,
-        lr_z: float = 1e-2,
-        lr_scale: float = 1e-4,
-        lr_flow: float = 1e-4,
-        weight_decay: float = 0.0,
-        ensemble: int = 1,
-        ensemble_data: Literal["shared", "split"] = "shared",
-        grad_clip: float | None = 10.0,
-        logit_clip: float | None = 20.0,
-        eval_betas: list[float] = [1.0, 2.0, 3.0, 10.0],  # noqa: B006 (jsonargparse needs a literal default)
-        eval_samples: int = 1000,
-        nonfinite_patience: int = 20,
-        compile: bool | Literal["auto"] = "auto",
-    ) -> None:
+    def __init__(self, **given: Any) -> None:
         super().__init__()
-        specs = check_model_settings(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
-        self.save_hyperparameters()
-        self.hparams.update(specs)  # checkpoints hold resolved {class_path, init_args}, every default filled in
+        specs = model_settings(given)
+        self._save_settings(specs)  # checkpoints hold resolved {class_path, init_args}, every default filled in
+        hidden_dim, n_layers, ensemble = specs["hidden_dim"], specs["n_layers"], specs["ensemble"]
         self.task: Task = registry.build("task", specs["task"])
         self.loss_fn: Loss = registry.build("loss", specs["loss"])
         members = [
             Policy(self.task.env, registry.build("conditioner", specs["conditioner"]),
-                   registry.build("policy", specs["policy"]), hidden_dim, n_layers,
-                   learned_backward=backward_policy == "learned", state_flow=self.loss_fn.needs_flow,
-                   logit_clip=logit_clip)
+                   registry.build("network", specs["network"]), hidden_dim, n_layers,
+                   learned_backward=specs["backward_policy"] == "learned", state_flow=self.loss_fn.needs_flow,
+                   logit_clip=specs["logit_clip"])
             for _ in range(ensemble)
         ]
         self.policy: BasePolicy = (members[0] if ensemble == 1 else
-                                   PolicyEnsemble(members, split=ensemble_data == "split"))
+                                   PolicyEnsemble(members, split=specs["ensemble_data"] == "split"))
         cond = members[0].conditioner
         if cond.fixed_beta is not None:
             self.hparams.eval_betas = [cond.fixed_beta]
         self.sampler = Sampler(self.task, self.policy)  # what data modules, evaluation and `lgfn sample` draw with
         self._last_eval_step = -1
         self.eval_seconds = 0.0  # wall time spent evaluating in this process (the run summary reports its share)
-        self.nonfinite = NonFiniteGuard(nonfinite_patience)  # steps skipped for a non-finite loss or gradient
+        self.nonfinite = NonFiniteGuard(specs["nonfinite_patience"])  # steps skipped for a non-finite loss or gradient
         self._loss_finite: Tensor | None = None  # the current step's, set by training_step
         self.compiled_loss = False  # the loss with its backward as a compiled program (see on_fit_start)
+
+    def _save_settings(self, settings: dict[str, Any]) -> None:
+        """The checked settings as the model's hyper-parameters. They are given whole, with the outermost frame
+        of the call stack, so that Lightning looks for no constructor locals (``__init__`` takes ``**given``; its
+        signature is :func:`lgfn.settings.signature`)."""
+        frame = inspect.currentframe()
+        while frame is not None and frame.f_back is not None:
+            frame = frame.f_back
+        self.save_hyperparameters(settings, frame=frame)
 
     # -- training ------------------------------------------------------------------------------
     def loss(self, traj: Trajectories) -> Tensor:
@@ -268,3 +234,7 @@ class GFlowNet(LightningModule):
         """A trained model from a checkpoint, read as data: only registered components are built from it
         (see :mod:`lgfn.checkpoints`). ``overrides`` replace saved settings (e.g. ``eval_samples``)."""
         return load_model(cls, checkpoint_path, map_location, **overrides)
+
+
+GFlowNet.__init__.__signature__ = settings.signature()  # type: ignore[attr-defined]
+GFlowNet.__doc__ = (GFlowNet.__doc__ or "").replace("{args}", settings.docstring().replace("\n", "\n    "))

@@ -20,7 +20,7 @@ def model_of(task, conditioner: str, loss: str = "tb", **kwargs) -> GFlowNet:
 
 @pytest.mark.parametrize("task,conditioner,loss,extra", [
     (GRID, "logit_layer", "tb", {}), (GRID, "logit", "subtb", {}), ("tfbind8", "logit", "db", {}),
-    ("tfbind8", "thermometer", "tb", {}), ("tfbind8", "logit", "tb", {"policy": "ssr", "ensemble": 2}),
+    ("tfbind8", "thermometer", "tb", {}), ("tfbind8", "logit", "tb", {"network": "ssr", "ensemble": 2}),
 ])
 def test_each_program_of_a_step_is_one_graph(task, conditioner, loss, extra):
     """dynamo traces the rollout steps and the loss without a graph break (fullgraph compiles would fail)."""
@@ -28,14 +28,16 @@ def test_each_program_of_a_step_is_one_graph(task, conditioner, loss, extra):
     env, policy, n = model.task.env, model.policy, 8
     beta = torch.full((n,), 2.0)
     s, done = env.initial(n), torch.zeros(n, dtype=torch.bool)
-    g = gumbel_noise((3, n, env.n_actions), None, beta.device)
+    g = gumbel_noise((env.max_steps, n, env.n_actions), None, beta.device)  # the whole rollout: tables, stop step
     table = _alpha_table(env, policy, n, beta.device)
+    back_table = _alpha_table(env, policy, n, beta.device, backward=True)
     traj = model.sampler.explore(beta, 0.1, torch.Generator().manual_seed(0))
     x = traj.x
     reports = [
-        torch._dynamo.explain(_forward_steps)(env, policy, s, done, beta, policy.condition(beta), g, 0.1, table),
+        torch._dynamo.explain(_forward_steps)(env, policy, s, done, beta, policy.condition(beta), g, 0.1, table, 0),
         torch._dynamo.explain(_backward_steps)(env, policy, x, env.is_initial(x), beta, policy.condition(beta),
-                                               gumbel_noise((3, n, env.n_bwd_actions), None, beta.device)),
+                                               gumbel_noise((env.max_steps - 1, n, env.n_bwd_actions), None,
+                                                            beta.device), back_table, 0),
         torch._dynamo.explain(loss_of)(model.loss_fn, policy.members[-1], traj, transition_rows(policy, traj)),
     ]
     for report in reports:

@@ -70,8 +70,7 @@ class Uniform(BetaSampler):
         return _uniform(n, self.low, self.high, generator).float()
 
 
-@register("beta_sampler", "log_uniform")
-@register("beta_sampler", "expuniform")
+@register("beta_sampler", "log_uniform", aliases=("expuniform",))
 class LogUniform(BetaSampler):
     """β = exp(U[ln low, ln high]): density ∝ 1/β (official name: ``expuniform``)."""
 
@@ -83,8 +82,7 @@ class LogUniform(BetaSampler):
         return _uniform(n, math.log(self.low), math.log(self.high), generator).exp().float()
 
 
-@register("beta_sampler", "exp_tilted")
-@register("beta_sampler", "loguniform")
+@register("beta_sampler", "exp_tilted", aliases=("loguniform",))
 class ExpTilted(BetaSampler):
     """β = ln(U[e^low, e^high]): density ∝ e^β, so mass piles up near ``high``.
 
@@ -101,8 +99,7 @@ class ExpTilted(BetaSampler):
         return (self.high + u.log()).clamp(self.low, self.high).float()
 
 
-@register("beta_sampler", "clipped_normal")
-@register("beta_sampler", "normal")
+@register("beta_sampler", "clipped_normal", aliases=("normal",))
 class ClippedNormal(BetaSampler):
     """β = clip(N(mu, sigma), low, high) (official name: ``normal``)."""
 
@@ -133,8 +130,7 @@ class Annealing(BetaSampler):
         return _uniform(n, mu - self.width, mu + self.width, generator).clamp(self.low, self.high).float()
 
 
-@register("beta_sampler", "inverse_annealing")
-@register("beta_sampler", "annealing-inv")
+@register("beta_sampler", "inverse_annealing", aliases=("annealing-inv",))
 class InverseAnnealing(Annealing):
     """As :class:`Annealing` with progress replaced by 1 − progress: β falls from ``high`` to ``low``."""
 

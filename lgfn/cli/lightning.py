@@ -16,7 +16,7 @@ from lgfn.training.callbacks import RunProgress, run_callbacks
 from lgfn.training.datamodules import OfflineData, OnlineData, SamplingDataModule  # noqa: F401 (subclasses by name)
 from lgfn.errors import CheckpointError, ConfigError
 from lgfn.gflownet import GFlowNet
-from lgfn.settings import check_model_settings
+from lgfn.settings import RENAMED, model_settings, renamed
 
 # Lightning flags our deliberate choices: sampling inside training_step, no dataloader workers, and
 # args passed alongside sys.argv (lgfn takes --plugins out, but leaves it in sys.argv for ddp's ranks).
@@ -77,6 +77,9 @@ class LgfnCLI(LightningCLI):
         if not sub:
             return
         cfg = self.config[sub]
+        for old, new in RENAMED.items():  # an old setting name: said once, then read as the new one from here on
+            if cfg.model.get(old) is not None:
+                cfg.model[new], cfg.model[old] = renamed(cfg.model.as_dict())[new], None
         path = cfg.get("ckpt_path")
         if not path:
             return
@@ -88,15 +91,14 @@ class LgfnCLI(LightningCLI):
             return  # Lightning's own names for checkpoints of this run
         ckpt = checkpoints.read(path, f"--ckpt_path {path}")
         saved = checkpoints.model_hparams(ckpt, GFlowNet, f"--ckpt_path {path}")
-        config_model = cfg.model.as_dict() if hasattr(cfg.model, "as_dict") else dict(cfg.model)
-        specs = check_model_settings(**config_model)
-        saved_task = check_model_settings(**{**config_model, **saved})["task"]
-        if saved_task != specs["task"]:
-            raise ConfigError(f"--ckpt_path {path} was trained on task {_describe(saved_task)}, but the config names "
-                              f"{_describe(specs['task'])}; use a checkpoint of this task or the checkpoint's config")
-        resolved_config = {**config_model, **specs}
-        changed = [key for key, value in saved.items()
-                   if key != "task" and _normalise(value, key) != _normalise(resolved_config.get(key), key)]
+        config_model = cfg.model.as_dict()
+        specs = model_settings(config_model)
+        saved_specs = model_settings({**config_model, **saved})
+        if saved_specs["task"] != specs["task"]:
+            raise ConfigError(f"--ckpt_path {path} was trained on task {_describe(saved_specs['task'])}, but the "
+                              f"config names {_describe(specs['task'])}; use a checkpoint of this task or the "
+                              "checkpoint's config")
+        changed = [key for key in saved if key != "task" and saved_specs[key] != specs[key]]
         if changed:
             logging.getLogger("lgfn").info("the checkpoint's settings replace the config's model.%s",
                                            ", model.".join(sorted(changed)))
@@ -124,7 +126,7 @@ class LgfnCLI(LightningCLI):
 
         cfg = self.config[self.subcommand]
         load_plugins(cfg.get("plugins") or [])
-        check_model_settings(**cfg.model.as_dict())
+        model_settings(cfg.model.as_dict())
         data = cfg.data.as_dict()
         cls = _import_data_class(data["class_path"])
         cls(**data.get("init_args", {}))  # cheap: a data module reads no data until setup
@@ -161,15 +163,6 @@ def check_config_files(argv: Sequence[str]) -> None:
 def _describe(spec: Any) -> str:
     init = spec.get("init_args", {}) if isinstance(spec, dict) else {}
     return f"{spec['class_path'].rpartition('.')[2]}({', '.join(f'{k}={v!r}' for k, v in init.items())})"
-
-
-def _normalise(value: Any, key: str) -> Any:
-    """Settings compared as resolved specs (components) or plain values."""
-    if key in checkpoints.COMPONENT_KINDS and isinstance(value, (str, dict)):
-        from lgfn import registry
-
-        return registry.resolve(checkpoints.COMPONENT_KINDS[key], value)
-    return value
 
 
 def _import_data_class(path: str) -> type:

@@ -28,9 +28,14 @@ class SubTrajectoryBalance(Loss):
     needs_flow = True
 
     def __init__(self, lamda: float = 0.9) -> None:
+        self.check_args(lamda)
+        self.lamda = lamda
+
+    @staticmethod
+    def check_args(lamda: float = 0.9) -> None:
+        """The argument's value, checked without building (see :func:`lgfn.registry.validate`)."""
         if lamda <= 0:
             raise ConfigError(f"subtb: lamda must be positive, got {lamda}")
-        self.lamda = lamda
 
     def __call__(self, terms: FlowTerms) -> Tensor:
         B, T = terms.log_pf.shape

@@ -1,4 +1,4 @@
-"""Policy architectures: how a network turns a batch of states into one logit per action (registry kind ``policy``).
+"""Policy architectures: how a network turns a batch of states into one logit per action (registry kind ``network``, setting ``model.network``).
 
 - ``mlp``: one MLP maps the state's encoding (and β's embedding) to a logit per action.
 - ``ssr``: a state–state scorer (the official Logit-GFN code's ``ssr`` policy). A shared encoder embeds a state
@@ -53,7 +53,7 @@ class ActionMLP(nn.Sequential):
         return x
 
 
-@register("policy", "mlp")
+@register("network", "mlp")
 class MLPPolicy(Architecture):
     """One MLP from the state encoding (and β embedding) to a logit per action."""
 
@@ -100,7 +100,7 @@ class StateScorer(nn.Module):
         return self.scorer(torch.cat(pieces, dim=2)).squeeze(2)
 
 
-@register("policy", "ssr")
+@register("network", "ssr")
 class SSRPolicy(Architecture):
     """State–state scorer: a shared state encoder and an MLP over [state, child] pairs (official ``ssr``).
 
@@ -109,9 +109,14 @@ class SSRPolicy(Architecture):
     """
 
     def __init__(self, embed_dim: int = 64) -> None:
-        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
-            raise ConfigError(f"policy ssr: embed_dim must be an integer >= 1, got {embed_dim!r}")
+        self.check_args(embed_dim)
         self.embed_dim = embed_dim
+
+    @staticmethod
+    def check_args(embed_dim: int = 64) -> None:
+        """The arguments' values, checked without building (see :func:`lgfn.registry.validate`)."""
+        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
+            raise ConfigError(f"network ssr: embed_dim must be an integer >= 1, got {embed_dim!r}")
 
     def build(self, env: Env, direction: Direction, extra_dim: int, hidden_dim: int, n_layers: int) -> nn.Module:
         return StateScorer(env, direction, extra_dim, hidden_dim, n_layers, self.embed_dim)

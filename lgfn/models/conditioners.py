@@ -82,7 +82,28 @@ class Conditioner(nn.Module):
         low: float | None = None,
         high: float | None = None,
     ) -> None:
+        self.check_args(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         super().__init__()
+        self.fixed_beta = fixed_beta
+        self.layer = layer
+        self.thermometer_bins = thermometer_bins
+        self.logit_scaling = logit_scaling
+        self.beta_transform: BetaTransform = beta_transform
+        self.scale_transform: BetaTransform = scale_transform
+        self.scale_form: ScaleForm = scale_form
+        self.scale_with_beta = scale_with_beta
+        self.register_buffer("beta_range", torch.tensor([low if low is not None else float("nan"),
+                                                         high if high is not None else float("nan")]))
+        self.feature_dim = thermometer_bins if thermometer_bins else 1
+        self.embed_dim = embed_dim if layer else 0
+        self.embed_net = mlp(self.feature_dim, hidden_dim, n_layers, embed_dim) if layer else None
+        self.scale_net = mlp(1, hidden_dim, n_layers, 1) if logit_scaling else None
+
+    @staticmethod
+    def check_args(*, fixed_beta: float | None, layer: bool, thermometer_bins: int, logit_scaling: bool,
+                   beta_transform: str, scale_transform: str, scale_form: str, scale_with_beta: bool,
+                   hidden_dim: int, n_layers: int, embed_dim: int, **_: Any) -> None:
+        """The arguments' values, checked without building (see :func:`lgfn.registry.validate`)."""
         if fixed_beta is not None and (layer or logit_scaling or thermometer_bins):
             raise ConfigError("conditioner: fixed_beta (unconditional) cannot be combined with layer/logit/thermometer")
         if fixed_beta is not None and fixed_beta <= 0:
@@ -97,22 +118,8 @@ class Conditioner(nn.Module):
                 raise ConfigError(f"conditioner: {name} must be 'raw' or 'log', got {how!r}")
         if scale_form not in ("temperature", "multiply"):
             raise ConfigError(f"conditioner: scale_form must be 'temperature' or 'multiply', got {scale_form!r}")
-        self.fixed_beta = fixed_beta
-        self.layer = layer
-        self.thermometer_bins = thermometer_bins
-        self.logit_scaling = logit_scaling
-        self.beta_transform: BetaTransform = beta_transform
-        self.scale_transform: BetaTransform = scale_transform
         if scale_with_beta and scale_form != "temperature":
             raise ConfigError("conditioner: scale_with_beta needs scale_form 'temperature'")
-        self.scale_form: ScaleForm = scale_form
-        self.scale_with_beta = scale_with_beta
-        self.register_buffer("beta_range", torch.tensor([low if low is not None else float("nan"),
-                                                         high if high is not None else float("nan")]))
-        self.feature_dim = thermometer_bins if thermometer_bins else 1
-        self.embed_dim = embed_dim if layer else 0
-        self.embed_net = mlp(self.feature_dim, hidden_dim, n_layers, embed_dim) if layer else None
-        self.scale_net = mlp(1, hidden_dim, n_layers, 1) if logit_scaling else None
 
     @property
     def conditional(self) -> bool:

@@ -1,7 +1,6 @@
 """Task data files: where they are found, how they are fetched and verified."""
 
 from lgfn.taskdata.files import (
-    CONVERTERS,
     DataError,
     RestrictedUnpickler,
     UnsafePickleError,
@@ -18,7 +17,6 @@ from lgfn.taskdata.manifest import MANIFEST, TASK_FILES, DataFile, task_of
 from lgfn.taskdata import converters, seh_trees  # noqa: F401  (importing them registers the converters)
 
 __all__ = [
-    "CONVERTERS",
     "MANIFEST",
     "TASK_FILES",
     "DataError",

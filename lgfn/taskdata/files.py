@@ -18,7 +18,7 @@ folder, verified, renamed), so concurrent runs never see a partial file.
 A missing file that cannot be fetched, or a corrupt one, fails with a one-line
 ``DataError`` naming the file, its expected sha256 and ``lgfn data fetch TASK``.
 Upstream pickles are read only with ``RestrictedUnpickler``. The converters live
-in ``lgfn.taskdata.converters`` and register themselves here with ``converter``.
+in ``lgfn.taskdata.converters`` and register themselves with ``converter`` (registry kind ``converter``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import IO, Any, Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from lgfn import registry
 from lgfn.taskdata.manifest import MANIFEST, TASK_FILES, DataFile, task_of
 from lgfn.errors import LgfnError
 
@@ -280,7 +281,7 @@ def _fetch(entry: DataFile) -> tuple[Path, str]:
             return _install(entry, lambda out, url=url: _download(url, out, entry.size)), url
         except (OSError, ValueError, http.client.HTTPException, DataError) as err:
             failures.append(f"{url}: {_one_line(err)}")
-    convert = CONVERTERS.get(entry.relpath)
+    convert = registered_converters().get(entry.relpath)
     if convert is not None:
         try:
             inputs = [data_path(relpath) for relpath in entry.derived_from]
@@ -430,17 +431,14 @@ def safe_load_pickle(path: Path | str, unpickler: type[RestrictedUnpickler] = Re
 
 # --------------------------------------------------------------------------- converters
 
-CONVERTERS: dict[str, Callable[[list[Path]], bytes]] = {}
-"""relpath -> function(paths of ``derived_from``) -> the file's bytes."""
-
-
 def converter(relpath: str) -> Callable[[Callable[[list[Path]], bytes]], Callable[[list[Path]], bytes]]:
-    """Decorator: register how ``relpath`` is rebuilt from its manifest ``derived_from`` files."""
+    """Decorator: register how ``relpath`` is rebuilt from its manifest ``derived_from`` files (a registry entry
+    of kind ``converter``, named by the file it builds)."""
     if not MANIFEST[relpath].derived_from:
         raise ValueError(f"{relpath} has no derived_from inputs in the manifest")
+    return registry.register("converter", relpath)
 
-    def deco(func: Callable[[list[Path]], bytes]) -> Callable[[list[Path]], bytes]:
-        CONVERTERS[relpath] = func
-        return func
 
-    return deco
+def registered_converters() -> dict[str, Callable[[list[Path]], bytes]]:
+    """{relpath: function(paths of its ``derived_from`` files) -> the file's bytes}, from the registry."""
+    return {relpath: registry.get("converter", relpath).load() for relpath in registry.names("converter")}

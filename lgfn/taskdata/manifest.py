@@ -4,7 +4,7 @@ The table is code, not a file next to the data, so a downloaded file can only be
 accepted if it matches what this version of lgfn expects. Each entry has either
 a direct upstream URL (bytes are verified exactly), a derivation from upstream
 files (``derived_from``; ``lgfn.taskdata.converters`` and ``seh_trees`` register
-the converters in ``lgfn.taskdata.files.CONVERTERS``): every file can be had from
+the converters in the registry, kind ``converter``): every file can be had from
 public upstream files alone (tested). The v1 sEH mode list of lgfn 0.1
 (``sehstr/modes_sehstr_gbr.json``, ties broken in an unrecorded order) is not
 listed: no upstream file rebuilds it and no task reads it since v2.

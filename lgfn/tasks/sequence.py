@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import Tensor
@@ -12,7 +12,8 @@ from lgfn.errors import ConfigError
 from lgfn.oracles.base import GuardedOracle, oracle_factory
 from lgfn.oracles.cache import make_cache
 from lgfn.oracles.executors import make_executor
-from lgfn.registry import ComponentSpec, register_task
+from lgfn import registry
+from lgfn.registry import ComponentSpec, register, register_task
 from lgfn.tasks.base import RewardTransform, Task, make_transform
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 SMILES_CACHE_SIZE = 1_000_000  # strings whose SMILES a block task keeps (~100 MB at most)
 
-MDPs = {"prepend_append": PrependAppend, "append_only": AppendOnly}
+register("mdp", "prepend_append")(PrependAppend)  # the official MDP: a token is added at either end
+register("mdp", "append_only")(AppendOnly)  # autoregressive
 
 
 @register_task("sequence")
@@ -32,7 +34,8 @@ class SequenceTask(Task):
         length: L, the length of every object.
         oracle: the reward oracle (registry name or spec): tokens [N, L] (or the strings, when it is
             registered with ``inputs="strings"``) -> raw rewards [N]; see :mod:`lgfn.oracles.base`.
-        mdp: ``prepend_append`` (the official MDP) or ``append_only`` (autoregressive).
+        mdp: ``prepend_append`` (the official MDP), ``append_only`` (autoregressive), or another registered
+            ``mdp`` (``lgfn registry``).
         transform: reward transform overrides (see :class:`RewardTransform`).
         modes: known mode strings, for the modes-found metric.
         offline_pool: build the offline set from this many uniformly random objects (seed 0)
@@ -51,17 +54,19 @@ class SequenceTask(Task):
     transform_defaults: dict[str, Any] = {}
 
     def __init__(self, alphabet: str, length: int, oracle: ComponentSpec,
-                 mdp: Literal["prepend_append", "append_only"] = "prepend_append",
+                 mdp: str = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None,
                  modes: list[str] | None = None, offline_pool: int | None = None,
                  oracle_timeout: float | None = None, fail_fast: bool = False,
                  executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
-        if mdp not in MDPs:
-            raise ConfigError(f"mdp must be one of {', '.join(MDPs)}, got {mdp!r}")
+        try:
+            mdp_class = registry.get("mdp", mdp).load()
+        except registry.RegistryError as err:
+            raise ConfigError(f"mdp must be one of {', '.join(registry.names('mdp'))}, got {mdp!r}") from err
         if len(set(alphabet)) != len(alphabet):
             raise ConfigError(f"alphabet {alphabet!r} repeats a character")
         self.alphabet, self.length = alphabet, length
-        self.env = MDPs[mdp](len(alphabet), length)
+        self.env = mdp_class(len(alphabet), length)
         factory, self.oracle_inputs, oracle_name, settings = oracle_factory(oracle)
         if self.oracle_inputs == "smiles" and not self.molecular:
             raise ConfigError(f"oracle {oracle_name} scores SMILES, but the objects of task {self.name} are not "
@@ -133,7 +138,7 @@ class TFBind8(SequenceTask):
     name = "tfbind8"
     transform_defaults = {"clip_min": 0.001, "exponent": 3.0, "max_reward": 10.0, "reference": 1.0}
 
-    def __init__(self, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
+    def __init__(self, mdp: str = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None,
                  executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
         from lgfn.oracles.tfbind8 import ALPHABET, LENGTH
@@ -153,8 +158,7 @@ class TFBind8(SequenceTask):
         return torch.from_numpy(offline_train_set(unique=True)[0]).long()
 
 
-@register_task("rna", target=1)
-@register_task("rna1", target=1)
+@register_task("rna", aliases=("rna1",), target=1)
 @register_task("rna2", target=2)
 @register_task("rna3", target=3)
 class RNABinding(SequenceTask):
@@ -168,7 +172,7 @@ class RNABinding(SequenceTask):
     name = "rna"
     transform_defaults = {"clip_min": 0.001, "exponent": 8.0, "max_reward": 10.0, "reference": 1.0545}
 
-    def __init__(self, target: int = 1, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
+    def __init__(self, target: int = 1, mdp: str = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None,
                  executor: str | dict[str, Any] = "processes", cache: str | None = "memory",
                  offline_pool: int = 16_384) -> None:
@@ -194,7 +198,7 @@ class BlockStringTask(SequenceTask):
 
     blocks_name = ""
 
-    def __init__(self, oracle: ComponentSpec, length: int, mdp: Literal["prepend_append", "append_only"],
+    def __init__(self, oracle: ComponentSpec, length: int, mdp: str,
                  transform: RewardTransform | Mapping[str, Any] | None, offline_pool: int | None = None,
                  blocks: BlockSet | None = None, modes: list[str] | None = None,
                  oracle_timeout: float | None = None, fail_fast: bool = False,
@@ -245,7 +249,7 @@ class BlockStrings(BlockStringTask):
     name = "blocks"
 
     def __init__(self, blocks: BlockSpec, length: int, oracle: ComponentSpec,
-                 mdp: Literal["prepend_append", "append_only"] = "prepend_append",
+                 mdp: str = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None, modes: list[str] | None = None,
                  offline_pool: int | None = None, oracle_timeout: float | None = None,
                  fail_fast: bool = False, executor: str | dict[str, Any] = "inline",
@@ -264,7 +268,7 @@ class QM9(BlockStringTask):
     blocks_name = "qm9"
     transform_defaults = {"clip_min": 0.001, "exponent": 5.0, "max_reward": 100.0}
 
-    def __init__(self, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
+    def __init__(self, mdp: str = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None,
                  executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
         super().__init__("qm9", 5, mdp, transform, executor=executor, cache=cache)
@@ -281,7 +285,7 @@ class SEH(BlockStringTask):
     blocks_name = "seh"
     transform_defaults = {"clip_min": 0.001, "exponent": 6.0, "max_reward": 10.0, "reference": 7.033253064721926}
 
-    def __init__(self, mdp: Literal["prepend_append", "append_only"] = "prepend_append",
+    def __init__(self, mdp: str = "prepend_append",
                  transform: RewardTransform | Mapping[str, Any] | None = None, offline_pool: int = 65_536,
                  executor: str | dict[str, Any] = "inline", cache: str | None = "memory") -> None:
         # 18^6 = 34M strings: the offline set is the bottom half of offline_pool random ones

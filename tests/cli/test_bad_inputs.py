@@ -70,8 +70,9 @@ FIT_CASES = [
     ("unknown task", ["--model.task", "gridwrld"], ["model.task", "gridworld"]),
     ("unknown conditioner", ["--model.conditioner", "logits"], ["model.conditioner", "logit"]),
     ("unknown loss", ["--model.loss", "tbb"], ["model.loss", "tb"]),
-    ("unknown policy", ["--model.policy", "ssrr"], ["model.policy", "ssr"]),
-    ("bad ssr size", ["--model.policy", "{name: ssr, embed_dim: 0}"], ["model.policy", "embed_dim"]),
+    ("unknown network", ["--model.network", "ssrr"], ["model.network", "ssr"]),
+    ("bad ssr size", ["--model.network", "{name: ssr, embed_dim: 0}"], ["model.network", "embed_dim"]),
+    ("unknown network by its old name", ["--model.policy", "ssrr"], ["model.network", "ssr"]),
     ("negative weight_decay", ["--model.weight_decay", "-1"], ["model.weight_decay"]),
     ("ensemble 0", ["--model.ensemble", "0"], ["model.ensemble", ">= 1"]),
     ("bad ensemble_data", ["--model.ensemble_data", "bagged"], ["ensemble_data", "split"]),
@@ -141,7 +142,8 @@ def evil_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     edits = {
         "task": lambda h: h.update(task=run_code),
         "conditioner": lambda h: h.update(conditioner=run_code),
-        "policy": lambda h: h.update(policy=run_code),
+        "policy": lambda h: h.update(policy=run_code),  # the old name of model.network (lgfn < 0.3)
+        "network": lambda h: h.update(network=run_code),
         "loss": lambda h: h.update(loss={"class_path": "os.system", "init_args": {"command": f"touch {marker}"}}),
         "oracle": lambda h: h.update(task={"name": "sequence", "alphabet": "AB", "length": 2, "oracle": run_code}),
         "nested": lambda h: h.update(task={"name": "gridworld", "ndim": 2, "height": 4, "transform": run_code}),
@@ -173,7 +175,7 @@ def evil_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 EVIL = [("task", "model.task.class_path"), ("conditioner", "model.conditioner.class_path"),
-        ("policy", "model.policy.class_path"),
+        ("policy", "model.policy.class_path"), ("network", "model.network.class_path"),
         ("loss", "model.loss.class_path"), ("oracle", "model.task.oracle.class_path"),
         ("nested", "model.task.transform.class_path"), ("instantiator", "_instantiator"),
         ("model_class", "_class_path"), ("unknown_key", "cmd"), ("unknown_name", "not_registered_here"),
@@ -202,7 +204,7 @@ def test_load_from_checkpoint_refuses_code(evil_checkpoints) -> None:
     from lgfn.errors import CheckpointError
     from lgfn.gflownet import GFlowNet
 
-    for name in ("task", "conditioner", "policy", "loss", "oracle", "nested", "instantiator"):
+    for name in ("task", "conditioner", "policy", "network", "loss", "oracle", "nested", "instantiator"):
         with pytest.raises(CheckpointError):
             GFlowNet.load_from_checkpoint(evil_checkpoints[name])
     assert not evil_checkpoints["marker"].exists()

@@ -77,7 +77,7 @@ def test_ssr_policy_trains_under_ddp(tmp_path):
     cfg.write_text(yaml.safe_dump(CONFIG))
     cmd = [sys.executable, "-m", "lgfn", "fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path / "out"),
            "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.logger", "false",
-           "--model.policy", "ssr", "--model.backward_policy", "learned", "--data.init_args.rounds", "20"]
+           "--model.network", "ssr", "--model.backward_policy", "learned", "--data.init_args.rounds", "20"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "LGFN_NUM_THREADS": "1"}, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -85,6 +85,6 @@ def test_ssr_policy_trains_under_ddp(tmp_path):
     # 20 rounds: an online and a replay step each, once the replay buffer holds enough objects (round 1 may not)
     assert torch.load(path, weights_only=True)["global_step"] in (39, 40)
     model = load_checkpoint(path)
-    assert model.hparams.policy["class_path"].endswith("SSRPolicy")
+    assert model.hparams.network["class_path"].endswith("SSRPolicy")
     traj = model.sampler.objects(16, 2.0, torch.Generator().manual_seed(0), warn=False)
     assert len(traj.x) == 16

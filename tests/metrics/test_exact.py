@@ -8,9 +8,9 @@ from lgfn.registry import register_task
 from lgfn.tasks.base import RewardTransform, Task
 
 
-def _model(task, conditioner="logit_layer", policy="mlp", ensemble=1):
+def _model(task, conditioner="logit_layer", network="mlp", ensemble=1):
     torch.manual_seed(0)
-    m = GFlowNet(task=task, conditioner=conditioner, policy=policy, ensemble=ensemble)
+    m = GFlowNet(task=task, conditioner=conditioner, network=network, ensemble=ensemble)
     m.policy.set_range(1.0, 3.0)
     return m
 
@@ -44,10 +44,10 @@ class CountZeros(Task):
         return 1.0 + (x == 0).sum(1).double()
 
 
-@pytest.mark.parametrize("policy", ["mlp", "ssr"])
-def test_dp_matches_monte_carlo_on_a_sequence_mdp(policy):
+@pytest.mark.parametrize("network", ["mlp", "ssr"])
+def test_dp_matches_monte_carlo_on_a_sequence_mdp(network):
     # two edges join "" and each 1-token state (prepend t, append t): the DP must add both
-    model = _model("test_exact_count_zeros", policy=policy)
+    model = _model("test_exact_count_zeros", network=network)
     p = terminal_distribution(model.task, model.policy, 2.0)
     assert abs(float(p.sum()) - 1.0) < 1e-6
     freq = _mc_frequencies(model, 2.0, 200_000)

@@ -22,7 +22,7 @@ def ssr_policy(env, conditioner="logit_layer", **kw) -> Policy:
     cond = registry.build("conditioner", conditioner, **kw)
     if conditioner != "none":
         cond.set_range(1.0, 3.0)
-    return Policy(env, cond, registry.build("policy", "ssr"), hidden_dim=16)
+    return Policy(env, cond, registry.build("network", "ssr"), hidden_dim=16)
 
 
 def test_ssr_logits_are_a_function_of_the_child():
@@ -76,9 +76,9 @@ def test_official_scaling_multiplies_then_clamps_and_saturates_beyond_the_data()
 
 @pytest.mark.parametrize("option", ["ssr", "ensemble"])
 def test_trains_through_the_cli_and_its_checkpoint_samples(tmp_path, option):
-    """`lgfn fit` with model.policy: ssr, or model.ensemble: 2, learns the grid (exact L1 falls well below the
+    """`lgfn fit` with model.network: ssr, or model.ensemble: 2, learns the grid (exact L1 falls well below the
     untrained one's), the checkpoint rebuilds the same networks, and `lgfn sample` reads it."""
-    extra = ["--model.policy", "ssr"] if option == "ssr" else ["--model.ensemble", "2"]
+    extra = ["--model.network", "ssr"] if option == "ssr" else ["--model.ensemble", "2"]
     args = ["fit", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), "--seed_everything", "0",
             "--model.task", '{"name": "gridworld", "ndim": 2, "height": 4}', *extra,
@@ -89,7 +89,7 @@ def test_trains_through_the_cli_and_its_checkpoint_samples(tmp_path, option):
     ckpt = next(tmp_path.rglob("*.ckpt"))
     model = load_checkpoint(ckpt)
     if option == "ssr":
-        assert model.hparams.policy["class_path"] == "lgfn.models.architectures.SSRPolicy"
+        assert model.hparams.network["class_path"] == "lgfn.models.architectures.SSRPolicy"
         fresh = ssr_policy(model.task.env, "logit")
     else:
         assert isinstance(model.policy, PolicyEnsemble) and len(model.policy.members) == 2

@@ -14,12 +14,13 @@ import pytest
 import torch
 
 from lgfn.taskdata import converters, files, seh_trees
-from lgfn.taskdata.files import CONVERTERS, UnsafePickleError, content_sha256, data_root, file_sha256
+from lgfn.taskdata.files import UnsafePickleError, content_sha256, data_root, file_sha256, registered_converters
 from lgfn.taskdata.manifest import MANIFEST
 
 pytestmark = pytest.mark.slow  # rebuilds full data files: `pytest -m "not slow"` leaves it out
 
 SHARED = data_root()
+CONVERTERS = registered_converters()  # {relpath: converter}, as the registry holds them
 FLEXS_RNA = "rna/flexs_rna.py.txt"
 SEH_TREES, SEH_MODES_V1 = "sehstr/sehstr_gbr_trees.npz", "sehstr/modes_sehstr_gbr.json"
 # each converter's upstream inputs are in the shared data, except the FLEXS source of the RNA task

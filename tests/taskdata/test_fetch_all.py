@@ -15,7 +15,7 @@ import pytest
 
 from lgfn.cli.main import main
 from lgfn.taskdata import files
-from lgfn.taskdata.files import CONVERTERS, data_root
+from lgfn.taskdata.files import data_root, registered_converters
 from lgfn.taskdata.manifest import MANIFEST, TASK_FILES
 
 pytestmark = pytest.mark.slow  # end to end: `pytest -m "not slow"` leaves it out
@@ -64,7 +64,7 @@ def test_fetch_all_from_upstream_originals(
     lines = {line.split()[1]: line for line in out.splitlines()}
     assert set(lines) == set(MANIFEST) and not err
     for relpath, line in lines.items():
-        if relpath in CONVERTERS:
+        if relpath in registered_converters():
             inputs = ", ".join(MANIFEST[relpath].derived_from)
             assert line.startswith("fetched") and line.endswith(f"(from converted from {inputs})")
         else:  # an upstream original: from the mirror, or already there as an input of a converted file

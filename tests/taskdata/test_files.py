@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lgfn import registry
 from lgfn.taskdata import converters, files
 from lgfn.taskdata.files import DataError, UnsafePickleError, data_path, data_root, safe_load_pickle
 from lgfn.taskdata.manifest import MANIFEST, TASK_FILES
@@ -178,7 +179,7 @@ def test_converter_output_accepted_by_content(monkeypatch: pytest.MonkeyPatch, e
         return buffer.getvalue()
 
     upstream_from_shared(monkeypatch, "tfbind8/SIX6_REF_R1_8mers.txt")
-    monkeypatch.setitem(files.CONVERTERS, "tfbind8/tfbind8_all.npz", uncompressed)
+    monkeypatch.setattr(registry.get("converter", "tfbind8/tfbind8_all.npz"), "target", uncompressed)
     path = data_path("tfbind8/tfbind8_all.npz")
     assert files.file_sha256(path) != MANIFEST["tfbind8/tfbind8_all.npz"].sha256
 

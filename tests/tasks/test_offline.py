@@ -64,7 +64,7 @@ def test_tfbind8_offline_config_trains_the_generalising_setting(tmp_path):
     assert main(args) == 0
     model = load_checkpoint(sorted(tmp_path.rglob("*.ckpt"))[-1])
     assert len(model.policy.members) == 2
-    assert model.hparams.policy["class_path"].endswith("SSRPolicy")
+    assert model.hparams.network["class_path"].endswith("SSRPolicy")
     assert model.hparams.conditioner["init_args"]["scale_with_beta"] is True
     samples = {b: model.sampler.objects(512, b, torch.Generator().manual_seed(1), warn=False) for b in (10.0, 1000.0)}
     distinct = {b: len(set(model.task.to_strings(t.x))) for b, t in samples.items()}
