@@ -13,6 +13,7 @@ import copy
 import inspect
 import logging
 import math
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Mapping, get_args, get_origin
@@ -174,6 +175,23 @@ def docstring() -> str:
     lines = ["Args:"]
     lines += [f"    {name}: {s.help}" for name, s in MODEL.items()]
     lines += [f"    {old}: deprecated: the old name of ``{new}``." for old, new in RENAMED.items()]
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's table of model settings (``tests/test_settings.py`` checks that the README holds it as
+    written here): the same declaration as ``--help``."""
+    def text(value: str) -> str:
+        return re.sub(r":\w+:`~?([^`]+)`", r"`\1`", value).replace("``", "`").replace("|", "\\|")
+
+    def valid(name: str, s: Setting) -> str:
+        if name in COMPONENTS:
+            return f"a registered {COMPONENTS[name]} (`lgfn registry`) or its spec"
+        choices = _choices(s.type)
+        return s.rule.removeprefix("must be ") if s.rule else " or ".join(f"`{c}`" for c in choices or ())
+
+    lines = ["| setting | default | valid | what it is |", "| --- | --- | --- | --- |"]
+    lines += [f"| `model.{name}` | `{s.default}` | {text(valid(name, s))} | {text(s.help)} |" for name, s in MODEL.items()]
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,3 +68,12 @@ def test_a_checkpoint_with_the_old_name_reads_as_network() -> None:
     spec = registry.resolve("network", "ssr")
     hparams = model_hparams({"hyper_parameters": {"task": GRID, "policy": spec}}, GFlowNet)
     assert hparams == {"task": GRID, "network": spec}
+
+
+def test_the_readme_settings_table_is_the_declaration() -> None:
+    """The README's table of model settings is generated from MODEL: regenerate it with
+    ``settings.markdown_table()`` after changing a setting."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = settings.markdown_table()
+    assert table in readme
+    assert all(f"`model.{name}`" in table for name in settings.MODEL)
