@@ -178,7 +178,6 @@ class ObjectReplay(Replay):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         x = state["x"]
         self._empty(x.shape[1], self.keys.device)
-        self._added = 0
         if len(x):
             self._insert(x, row_keys(x), state["log_reward"], state["raw_reward"])
 

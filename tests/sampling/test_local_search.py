@@ -14,13 +14,7 @@ from lgfn.sampling.local_search import DeterministicSearch, MetropolisSearch, ac
 from lgfn.settings import build_component
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many small network calls: one thread, as ``lgfn fit`` runs (threads only contend on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many small network calls (tests/conftest.py)
 
 
 @register_oracle("test_local_search_count_a")

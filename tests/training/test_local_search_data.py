@@ -16,13 +16,7 @@ from lgfn.metrics.exact import evaluate_exact
 from lgfn.training.datamodules import OnlineData
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many small network calls: one thread, as ``lgfn fit`` runs (threads only contend on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many small network calls (tests/conftest.py)
 
 
 def wired(dm: OnlineData, model: GFlowNet) -> OnlineData:
