@@ -1,11 +1,12 @@
 """Throughput of each oracle in objects per second, and of an expensive oracle on each executor.
 
-    python benchmarks/oracles.py [--batch 100000] [--rna-batch 2000] [--repeats 3]
+    python benchmarks/oracles.py [--batch 100000] [--rna-batch 2000] [--rna-round 32] [--repeats 3]
                                  [--slow-seconds 0.2] [--slow-round 64] [--slow-rounds 2] [--busy] [--only slow]
 
 sEH, QM9 and TFBind8 score one batch of ``--batch`` objects on one thread (best of ``--repeats``). RNA folds
-``--rna-batch`` new 14-mers through its task with the cache off, inline and on a pool of processes over every
-available core (started before timing), then scores the same batch from the task's cache.
+``--rna-batch`` new 14-mers, and 50 training rounds of ``--rna-round``, through its task with the cache off, inline
+and on a pool of processes over every available core (started before timing), then scores the same batch from
+the task's cache.
 
 The slow oracle takes ``--slow-seconds`` an object, asleep (an external program or service: the core stays free)
 or with ``--busy`` computing on its core (then 2 workers need 2 free cores): ``--slow-rounds`` rounds of
@@ -48,6 +49,10 @@ class SlowOracle:
         return [1.0 + sum(map(ord, s)) % 97 for s in strings]
 
 
+ROUND_CALLS = 50
+"""Rounds timed together (a round of RNA folds takes ~20 ms)."""
+
+
 def per_second(call: Callable[[], object], n: int, repeats: int, setup: Callable[[], None] = lambda: None) -> float:
     """Objects per second of the fastest of ``repeats`` calls, each after ``setup`` (untimed)."""
     best = float("inf")
@@ -70,12 +75,16 @@ def fast_oracles(args: argparse.Namespace) -> list[tuple[str, str, int, float]]:
         x = tokens(args.batch, vocab, length, seed=0)
         rows.append((name, "1 thread", args.batch, per_second(lambda: oracle(x), args.batch, args.repeats)))
     x = tokens(args.rna_batch, 4, 14, seed=0)
-    for executor in ("inline", {"name": "processes", "workers": available_cores()}):
+    rounds = [tokens(args.rna_round, 4, 14, seed=2 + i) for i in range(ROUND_CALLS)]
+    cores = available_cores()
+    for label, executor in (("inline", "inline"), (f"{cores} processes", {"name": "processes", "workers": cores})):
         task = RNABinding(executor=executor, cache="none")
-        task.raw_reward(tokens(64, 4, 14, seed=1))  # start the pool (if any) before timing
-        label = executor if isinstance(executor, str) else f"{available_cores()} processes"
+        task.raw_reward(tokens(2 * args.rna_batch, 4, 14, seed=1))  # start the pool (if any) before timing
         rows.append(("rna", f"{label}, new sequences", args.rna_batch,
                      per_second(lambda: task.raw_reward(x), args.rna_batch, args.repeats)))
+        rows.append(("rna", f"{label}, rounds of {args.rna_round}", args.rna_round * ROUND_CALLS,
+                     per_second(lambda: [task.raw_reward(r) for r in rounds], args.rna_round * ROUND_CALLS,
+                                args.repeats)))
         task.oracle_calls.close()
     cached = RNABinding(executor="inline")
     cached.raw_reward(x)
@@ -147,6 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--rna-batch", type=int, default=2000)
+    parser.add_argument("--rna-round", type=int, default=32, help="objects of an RNA training round")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--slow-seconds", type=float, default=0.2)
     parser.add_argument("--slow-round", type=int, default=64)

@@ -295,18 +295,33 @@ def split_spec(kind: str, spec: ComponentSpec | Mapping[str, Any]) -> tuple[Call
         raise RegistryError(f"{kind} mapping needs 'name' (one of: {', '.join(names(kind))}) or 'class_path', got {spec!r}")
     kwargs.update(init_args)
     kwargs.update(spec)
+    objects = _objects_parameter(target)
+    if objects is not None and objects in kwargs and kwargs[objects] is None:
+        del kwargs[objects]  # a parser that fills in signatures (LightningCLI reading a checkpoint) gives it None
     return target, kwargs
 
 
+def _objects_parameter(target: Callable[..., Any]) -> str | None:
+    """The parameter an oracle function takes its batch of objects by: the first; it is no setting."""
+    if not getattr(target, "lgfn_bind_args", False):
+        return None
+    try:
+        return next(iter(inspect.signature(target).parameters), None)
+    except (TypeError, ValueError):
+        return None
+
+
 def _parameters(target: Callable[..., Any]) -> dict[str, inspect.Parameter] | None:
-    """The named parameters of a target, or None when it takes ``**kwargs`` (anything goes)."""
+    """The named parameters of a target (its settings), or None when it takes ``**kwargs`` (anything goes)."""
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
-    return {n: p for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL and n != "self"}
+    objects = _objects_parameter(target)
+    return {n: p for n, p in params.items()
+            if p.kind is not inspect.Parameter.VAR_POSITIONAL and n != "self" and n != objects}
 
 
 def check_arguments(kind: str, target: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:

@@ -125,3 +125,17 @@ def test_a_plugin_that_replaces_a_name_says_which_it_replaces(monkeypatch, caplo
         "LaterGrid replaces the earlier my_plugin.test_a_plugin_that_replaces_a_name_says_which_it_replaces.<locals>."
         "PluginGrid",
     ]
+
+
+@registry.register_oracle("test_registry_objects_first", inputs="strings")
+def _objects_first(strings: list[str], motif: str = "ab") -> list[float]:
+    return [1.0 + s.count(motif) for s in strings]
+
+
+def test_a_function_oracles_objects_parameter_is_no_setting():
+    # LightningCLI fills in a checkpoint's class_path spec from the signature: the objects come back as None
+    spec = {"class_path": f"{__name__}._objects_first", "init_args": {"strings": None, "motif": "ba"}}
+    assert registry.build("oracle", spec)(["bab", "aa"]) == [2.0, 1.0]
+    assert registry.resolve("oracle", spec)["init_args"] == {"motif": "ba"}
+    with pytest.raises(RegistryError, match="unknown argument.s. strings; valid: motif"):
+        registry.build("oracle", {"name": "test_registry_objects_first", "strings": ["ab"]})

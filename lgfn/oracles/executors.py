@@ -10,7 +10,10 @@ A pool builds the oracle once per worker (a stateful oracle loads its model once
 ``batch_size`` objects (default: a quarter of a worker's share, so a worker that finishes early takes over).
 A part whose worker dies, or that runs past ``oracle_timeout`` (then its worker is killed, so a call stuck in
 C code does not hold a core), is sent again up to ``retries`` times; after that its objects are invalid, and
-reported and counted as any object the oracle cannot score. A lost Ray cluster stops the run with one line.
+reported and counted as any object the oracle cannot score. A lost Ray cluster (its head node gone) stops the
+run with one line and a resumable checkpoint: the executor probes the head's control service (GCS) itself, so it
+notices within seconds rather than waiting on Ray, which would end the process after
+``RAY_gcs_rpc_server_reconnect_timeout_s`` (60 s unless set; lgfn sets it to an hour when it connects).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
 import sys
 import time
 import weakref
@@ -38,6 +42,13 @@ PARTS_PER_WORKER = 4
 """Parts a batch is cut into per worker by default, so an idle worker takes over from one whose core is busy."""
 POLL_S = 0.05
 """Longest wait between checks of the running parts' deadlines."""
+PROBE_EVERY_S = 1.0
+"""Longest time between two probes of a Ray cluster's head while parts are out."""
+PROBE_TIMEOUT_S = 5.0
+"""How long a probe of the head waits for a connection before the cluster counts as lost."""
+GCS_GRACE_S = 3600
+"""What lgfn sets ``RAY_gcs_rpc_server_reconnect_timeout_s`` to (unless set): how long Ray lets this process live
+once its head is gone. Ray's 60 s could end a run before its checkpoint is written."""
 
 
 class ClusterLost(TrainingError):
@@ -345,6 +356,9 @@ class RayExecutor(PoolExecutor):
         self._ready: list[bool] = []
         self._pending: dict[int, Any] = {}  # slot -> the ref it waits on: its readiness, then its part
         self._parts: dict[int, Any] = {}  # slot -> the ref of the part it was sent
+        self._head: str | None = None  # host:port of the cluster's control service, once connected ("": none)
+        self._probed = -math.inf
+        self._lost: str | None = None  # why the cluster was lost: every later call stops with it
 
     def slots(self) -> int:
         if self.workers is not None:
@@ -358,10 +372,10 @@ class RayExecutor(PoolExecutor):
 
     def _connect(self) -> Any:
         ray = _import_ray()
-        if self._actors and not ray.is_initialized():
-            raise ClusterLost(f"the Ray cluster{f' at {self.address}' if self.address else ''} was lost; restart "
-                              "it and resume the run from its last checkpoint")
+        if self._lost is not None or (self._actors and not ray.is_initialized()):
+            raise ClusterLost(self._lost or self._lost_message("its session was shut down"))
         if not ray.is_initialized():
+            os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(GCS_GRACE_S))
             try:
                 if self.address is None:
                     ray.init(include_dashboard=False)
@@ -372,8 +386,32 @@ class RayExecutor(PoolExecutor):
                                   "(ray start --head) or fix executor.address") from None
         return ray
 
+    def _lost_message(self, why: str) -> str:
+        where = f" at {self._head}" if self._head else ""
+        return f"the Ray cluster{where} was lost ({why}); restart it and resume the run from its last checkpoint"
+
+    def _probe(self, ray: Any, now: bool = False) -> None:
+        """Raise :class:`ClusterLost` if the head's control service (GCS) takes no connection. Ray's own calls
+        would wait for it instead (and Ray ends the process once its reconnect timeout passes); a connection
+        attempt answers at once. At most every ``PROBE_EVERY_S`` unless ``now``."""
+        clock = time.monotonic()
+        if not now and clock - self._probed < PROBE_EVERY_S:
+            return
+        self._probed = clock
+        if self._head is None:
+            self._head = _head_address(ray, self.address)
+        if not self._head:
+            return
+        host, port = self._head.rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+        except OSError as err:
+            self._lost = self._lost_message(f"its head takes no connection: {err.strerror or one_line(err)}")
+            raise ClusterLost(self._lost) from None
+
     def _start(self, factory: OracleFactory, name: str) -> None:
         ray = self._connect()
+        self._probe(ray, now=True)
         if self._actors:
             return
         _ship_plugin(ray, factory)
@@ -397,19 +435,20 @@ class RayExecutor(PoolExecutor):
 
     def _poll(self, busy: list[int], timeout: float) -> list[tuple[int, str, Any]]:
         ray = self._connect()
+        self._probe(ray)
         by_ref = {self._pending[slot]: slot for slot in busy}
         try:
             done, _ = ray.wait(list(by_ref), num_returns=1, timeout=timeout)
         except Exception as err:  # noqa: BLE001 (the connection itself failed)
-            raise ClusterLost(f"the Ray cluster was lost ({one_line(err)}); restart it and resume the run from its "
-                              "last checkpoint") from None
+            self._lost = self._lost_message(one_line(err))
+            raise ClusterLost(self._lost) from None
         found = []
         for ref in done:
             slot = by_ref[ref]
             try:
                 kind, payload = ray.get(ref)
             except ray.exceptions.RayActorError as err:
-                self._check_alive(ray)
+                self._probe(ray, now=True)  # a worker or node failed (go on), or the whole cluster (stop)
                 found.append((slot, "died", one_line(err)))
                 continue
             if kind == "ready":
@@ -417,26 +456,32 @@ class RayExecutor(PoolExecutor):
             found.append((slot, kind, payload))
         return found
 
-    def _check_alive(self, ray: Any) -> None:
-        """An actor died: go on if the cluster still answers (a worker or node failed), stop if it is gone."""
-        try:
-            ray.cluster_resources()
-        except Exception as err:  # noqa: BLE001
-            raise ClusterLost(f"the Ray cluster was lost ({one_line(err)}); restart it and resume the run from its "
-                              "last checkpoint") from None
-
     def close(self) -> None:
         ray = sys.modules.get("ray")
         if ray is not None and ray.is_initialized():
             for actor in self._actors:
                 if actor is not None:
                     ray.kill(actor)
+            if self._lost is not None:  # leave the dead cluster now (a few seconds) rather than at exit
+                ray.shutdown()
         self._actors, self._ready, self._pending, self._parts = [], [], {}, {}
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {**self.__dict__, "_actors": [], "_ready": [], "_pending": {}, "_parts": {}}
+        state = {**self.__dict__, "_actors": [], "_ready": [], "_pending": {}, "_parts": {}, "_lost": None,
+                 "_head": None, "_probed": -math.inf}
         state.pop("_remote", None)
         return state
+
+
+def _head_address(ray: Any, address: str | None) -> str:
+    """host:port of the connected cluster's control service, or "" where this process cannot probe it: through
+    Ray Client (``ray://``), which keeps its own connection to the cluster."""
+    if address is not None and address.startswith("ray://"):
+        return ""
+    try:
+        return str(ray.get_runtime_context().gcs_address or "")
+    except Exception:  # noqa: BLE001 (an older or client-mode Ray without it: no probe)
+        return ""
 
 
 def _ship_plugin(ray: Any, factory: OracleFactory) -> None:

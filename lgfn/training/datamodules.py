@@ -166,7 +166,8 @@ class OnlineData(SamplingDataModule):
             exactly. With N > 0 the next N rounds are drawn and scored (on a thread, through the task's oracle
             executor) while the model trains on the oldest scored one: steps (2)-(4) of a round use the samples
             of N rounds before, so replay lags by up to N rounds. A checkpoint waits for the pending rounds'
-            scores and holds them, so a resumed run neither loses nor repeats an object.
+            scores and holds them (a round whose scoring failed, e.g. on a lost cluster, unscored: it is
+            scored on resume), so a resumed run neither loses nor repeats an object.
         local_search: null (off), or a local search (``deterministic`` or ``mh``, with ``iterations``, ``back_steps``
             and ``seeds``: see :mod:`lgfn.sampling.local_search`) that refines each round's first fresh samples.
             The round still scores M objects: M − seeds·iterations fresh ones and seeds·iterations candidates, all
@@ -184,7 +185,7 @@ class OnlineData(SamplingDataModule):
                               "(0: score each round before training on it)")
         self.max_pending_rounds = max_pending_rounds
         self._sampled = 0  # rounds drawn (with N > 0, up to N ahead of ``round``)
-        self._pending: deque[Future[Trajectories]] = deque()
+        self._pending: deque[tuple[Trajectories, Future[Trajectories] | None]] = deque()  # drawn, being scored
         self._scoring: ThreadPoolExecutor | None = None
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0.0 <= epsilon <= 1.0:
             raise ConfigError(f"data.epsilon = {epsilon!r}: must be a number in [0, 1]")
@@ -224,13 +225,8 @@ class OnlineData(SamplingDataModule):
             progress = self.round / self.rounds
             if self.max_pending_rounds:
                 online = self.sampler.admit(self._oldest_scored())
-            elif self.local_search is not None:  # M objects: fresh samples and the candidates refined from them
-                beta = self.explore_beta.sample(self._fresh, self.generator, progress)
-                online = self.sampler.admit(self.local_search.round(self.sampler, beta, self.epsilon, self._seeds,
-                                                                    self.generator))
             else:
-                beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
-                online = self.sampler.explore(beta, self.epsilon, self.generator)  # scored objects only
+                online = self._drawn_round(progress)
             self._check_scored(len(online))
             if len(online):  # an empty batch (nothing scored) skips its step
                 self.replay.add(online)  # (3) before (2) changes nothing: a step does not touch the data
@@ -251,16 +247,41 @@ class OnlineData(SamplingDataModule):
         """Rounds drawn and being scored, not yet trained on (the progress bar shows them when N > 0)."""
         return len(self._pending)
 
+    def _drawn_round(self, progress: float) -> Trajectories:
+        """A round's scored samples (N = 0). If scoring fails (a lost cluster, Ctrl-C), the generator goes back to
+        where the round began: the round never happened, and a run resumed from the checkpoint saved now draws
+        exactly it again."""
+        start = self.generator.get_state()
+        try:
+            if self.local_search is not None:  # M objects: fresh samples and the candidates refined from them
+                beta = self.explore_beta.sample(self._fresh, self.generator, progress)
+                return self.sampler.admit(self.local_search.round(self.sampler, beta, self.epsilon, self._seeds,
+                                                                  self.generator))
+            beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
+            return self.sampler.explore(beta, self.epsilon, self.generator)  # scored objects only
+        except BaseException:
+            self.generator.set_state(start)
+            raise
+
     def _oldest_scored(self) -> Trajectories:
-        """The oldest pending round once scored; first, rounds are drawn until N more are being scored."""
+        """The oldest pending round once scored; first, rounds are drawn until N more are being scored. If its
+        scoring failed (a lost cluster), it stays pending, so the checkpoint saved now holds it to score again."""
         while self._sampled < self.rounds and len(self._pending) <= self.max_pending_rounds:
             beta = self.explore_beta.sample(self.samples_per_round, self.generator, self._sampled / self.rounds)
-            traj = self.sampler.draw(beta, self.epsilon, self.generator)
-            if self._scoring is None:
-                self._scoring = ThreadPoolExecutor(1, thread_name_prefix="lgfn-scoring")
-            self._pending.append(self._scoring.submit(self.sampler.score, traj))
+            self._pending.append((self.sampler.draw(beta, self.epsilon, self.generator), None))
             self._sampled += 1
-        return self._pending.popleft().result().to(self.sampler.device)
+        self._send()
+        scored = self._pending[0][1].result()
+        self._pending.popleft()
+        return scored.to(self.sampler.device)
+
+    def _send(self) -> None:
+        """Send every pending round not yet being scored (drawn just now, or held unscored by a checkpoint)."""
+        if self._scoring is None:
+            self._scoring = ThreadPoolExecutor(1, thread_name_prefix="lgfn-scoring")
+        for i, (traj, future) in enumerate(self._pending):
+            if future is None:
+                self._pending[i] = (traj, self._scoring.submit(self.sampler.score, traj))
 
     def _check_scored(self, n_scored: int) -> None:
         """An oracle that scores nothing at all for ``UNSCORED_ROUNDS`` rounds from the start is broken: stop
@@ -281,9 +302,12 @@ class OnlineData(SamplingDataModule):
 
     def rank_state(self) -> dict[str, Any]:
         state = {**super().rank_state(), "replay": self.replay.state_dict()}
-        if self.max_pending_rounds:  # waits for the rounds being scored, and holds them
-            rounds = [{f.name: getattr(traj, f.name).cpu() for f in fields(traj)}  # tensors: checkpoints are data
-                      for traj in (future.result() for future in self._pending)]
+        if self.max_pending_rounds:  # waits for the rounds being scored, and holds them (unscored if it failed)
+            rounds = []
+            for traj, future in self._pending:
+                scored = future is not None and future.exception() is None
+                held = future.result() if scored else traj
+                rounds.append({"scored": scored, **{f.name: getattr(held, f.name).cpu() for f in fields(held)}})
             state["pending"] = {"sampled": self._sampled, "rounds": rounds}
         return state
 
@@ -296,7 +320,10 @@ class OnlineData(SamplingDataModule):
             raise ConfigError(f"the checkpoint holds {len(pending['rounds'])} rounds scored ahead of training; resume "
                               "it with data.max_pending_rounds > 0")
         self._sampled = pending["sampled"]
-        self._pending = deque(_done(Trajectories(**traj)) for traj in pending["rounds"])
+        self._pending = deque()
+        for held in pending["rounds"]:
+            traj = Trajectories(**{k: v for k, v in held.items() if k != "scored"})
+            self._pending.append((traj, _done(traj) if held.get("scored", True) else None))  # unscored: sent again
 
 
 def _done(traj: Trajectories) -> Future[Trajectories]:

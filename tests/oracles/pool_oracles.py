@@ -59,3 +59,15 @@ class Unbuildable:
 
     def __call__(self, strings: list[str]) -> list[float]:
         return [1.0] * len(strings)
+
+
+@register_oracle("pool_stall", inputs="strings")
+def pool_stall(strings: list[str], folder: str, after: int) -> list[float | None]:
+    """Scores as ``pool_score``, but its ``after``-th call (calls are counted by files in ``folder``) stalls, once:
+    it leaves ``stalled`` in the folder and waits, a call in flight when the test takes the cluster away."""
+    where = Path(folder)
+    (where / f"call-{time.monotonic_ns()}").touch()
+    if len(list(where.glob("call-*"))) >= after and not (where / "stalled").exists():
+        (where / "stalled").touch()
+        time.sleep(3600)
+    return pool_score(strings)
