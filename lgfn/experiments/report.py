@@ -76,7 +76,8 @@ def _curve_band(ax, runs: list[Series], label: str, smooth: int = 1, log: bool =
     if log:
         ys = [[max(v, 1e-12) for v in y] for y in ys]
     mean = [statistics.fmean(col) for col in zip(*ys)]
-    (line,) = ax.plot(steps, mean, label=label, lw=1.3)
+    style = ("-", "--", ":", "-.")[len(ax.lines) // 10 % 4]  # past the 10 colours of the cycle, a new line style
+    (line,) = ax.plot(steps, mean, label=label, lw=1.3, ls=style)
     if len(ys) > 1:
         ax.fill_between(steps, [min(c) for c in zip(*ys)], [max(c) for c in zip(*ys)], color=line.get_color(), alpha=0.2)
     if log:

@@ -26,7 +26,7 @@ paper's code accepts with probability sigmoid(log α), Barker's rule, which keep
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import Tensor
@@ -54,12 +54,17 @@ class LocalSearch:
             fraction in (0, 1) of the object's depth (rounded up; the paper's "K as a share of the trajectory").
         seeds: S, fresh samples refined per round; null: M // (I + 1), the paper's split, where every fresh sample
             is a seed. A round scores M − S·I fresh samples and S·I candidates: M objects, as without search.
+        proposals: P, rebuilds drawn per seed and move (one batched rollout of S·P rows); the first whose object
+            was never scored (not in the replay buffer, not earlier in the round) is the one scored, so oracle
+            calls go to new objects. 1: the paper's single rebuild. Only with ``deterministic``: a choice among
+            rebuilds is not the proposal that Metropolis–Hastings corrects for.
     """
 
     uses_proposal = False
     """Whether the filter needs log P_F / log P_B of both paths (the MH ratio)."""
 
-    def __init__(self, iterations: int = 7, back_steps: float = 0.5, seeds: int | None = None) -> None:
+    def __init__(self, iterations: int = 7, back_steps: float = 0.5, seeds: int | None = None,
+                 proposals: int = 1) -> None:
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ConfigError(f"iterations = {iterations!r}: must be an integer >= 1")
         whole = isinstance(back_steps, int) and not isinstance(back_steps, bool)
@@ -70,7 +75,12 @@ class LocalSearch:
         if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
             raise ConfigError(f"seeds = {seeds!r}: must be an integer >= 1, or null "
                               "(samples_per_round // (iterations + 1))")
-        self.iterations, self.back_steps, self.seeds = iterations, back_steps, seeds
+        if isinstance(proposals, bool) or not isinstance(proposals, int) or proposals < 1:
+            raise ConfigError(f"proposals = {proposals!r}: must be an integer >= 1 (1: one rebuild per move)")
+        if proposals > 1 and self.uses_proposal:
+            raise ConfigError(f"proposals = {proposals} with {type(self).__name__}: choosing among rebuilds breaks the "
+                              "Metropolis–Hastings correction; use proposals: 1 or the deterministic filter")
+        self.iterations, self.back_steps, self.seeds, self.proposals = iterations, back_steps, seeds, proposals
         self.accept_rate: Tensor | None = None  # the last search's share of moves accepted (on the device)
         self.chains: tuple[Tensor, Tensor] | None = None  # the seeds' objects and log R after its last move
 
@@ -94,6 +104,11 @@ class LocalSearch:
             k = torch.full_like(depth, self.back_steps)
         return torch.minimum(k.clamp(min=1), depth)
 
+    def most_back_steps(self, depth: int) -> int:
+        """k of :meth:`back_steps_of` for the deepest objects, in Python (no tensor to read back)."""
+        k = math.ceil(depth * self.back_steps) if isinstance(self.back_steps, float) else self.back_steps
+        return min(max(k, 1), depth)
+
     # -- the filter --------------------------------------------------------------------------------------------
     def accept(self, log_ratio: Tensor, log_reward: Tensor, new_log_reward: Tensor, u: Tensor) -> Tensor:
         """Bool [S]: which candidates replace their seeds. ``log_ratio``: the MH log α (−inf where the move cannot
@@ -103,34 +118,46 @@ class LocalSearch:
     # -- a round -------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def round(self, sampler: "Sampler", beta: Tensor, epsilon: float, seeds: int,
-              generator: torch.Generator | None = None) -> Trajectories:
+              generator: torch.Generator | None = None, known: Callable[[Tensor], Tensor] | None = None
+              ) -> Trajectories:
         """A training round's scored trajectories: len(beta) fresh ones (ε-uniform exploration), then I candidates
-        from each of the first ``seeds`` of them, at their seed's β. Nothing is admitted (the caller does)."""
+        from the first ``seeds`` of them, at their seed's β. Nothing is admitted (the caller does). ``known``: which objects
+        were scored before this round (the replay buffer's :meth:`~lgfn.training.replay.Replay.holds`)."""
         fresh = sampler.forward(beta.to(sampler.device), epsilon, generator, sampler.compiled)
-        candidates = self.search(sampler, fresh.index(torch.arange(seeds, device=fresh.beta.device)), generator)
+        candidates = self.search(sampler, fresh.index(torch.arange(seeds, device=fresh.beta.device)), generator,
+                                 known, fresh.x)
         return Trajectories.cat([fresh, candidates])
 
     @torch.no_grad()
-    def search(self, sampler: "Sampler", seeds: Trajectories,
-               generator: torch.Generator | None = None) -> Trajectories:
+    def search(self, sampler: "Sampler", seeds: Trajectories, generator: torch.Generator | None = None,
+               known: Callable[[Tensor], Tensor] | None = None, seen: Tensor | None = None) -> Trajectories:
         """``iterations`` back-and-forth moves from every seed (scored trajectories): the candidates, scored, with
         trajectories drawn back from them with P_B(·|β) (one batched rollout after the last move), iteration by
-        iteration in seed order. The seeds' chains move by the filter; their β stays."""
-        env, policy = sampler.task.env, sampler.policy
+        iteration in seed order. The seeds' chains move by the filter; their β stays. With P > 1 proposals, the
+        first rebuild of each seed that is neither ``known`` nor among ``seen`` (objects [n, D] of this round) nor
+        found earlier in the search is scored (the first rebuild when every one is)."""
+        env, policy, p = sampler.task.env, sampler.policy, self.proposals
         x, beta, depth = seeds.x, seeds.beta, seeds.lengths - 1
+        seen = x[:0] if seen is None else seen
         log_r = _finite_or_low(seeds.log_reward)
         gen = sampler._on_device(generator)
         found_x, found_raw, found_log_r = [], [], []
         accepted = torch.zeros((), device=beta.device)
         diverged = torch.zeros((), dtype=torch.bool, device=beta.device)
-        back = _Backward(env, policy, beta)
-        k_bound = int(self.back_steps_of(torch.tensor([env.max_steps - 1])))  # the most steps any row goes back
+        beta_p = beta.repeat_interleave(p)  # each seed's P proposals side by side, under the seed's β
+        back = _Backward(env, policy, beta_p)
+        k_bound = self.most_back_steps(env.max_steps - 1)
         steps = k_bound + 1 if env.fixed_length else env.max_steps  # fixed length: k tokens, then the stop
         for _ in range(self.iterations):
             k = self.back_steps_of(depth)
-            path, fwd_actions, log_pb_back, nan_b = back.walk(x, k, k_bound, gen)
+            path, fwd_actions, log_pb_back, nan_b = back.walk(x.repeat_interleave(p, 0), k.repeat_interleave(p),
+                                                              k_bound, gen)
             start, t0 = path[:, -1], depth - k
-            states, actions, bwd, log_pf_new, nan_f = _forward_from(env, policy, start, beta, steps, gen)
+            states, actions, bwd, log_pf_new, nan_f = _forward_from(env, policy, start, beta_p, steps, gen)
+            if p > 1:
+                rows = _first_new(states[:, -1], p, known, seen)
+                states, actions, bwd = states[rows], actions[rows], bwd[rows]
+                seen = torch.cat([seen, states[:, -1]])
             moves = (actions >= 0).sum(1) - 1  # non-stop actions of the rebuild
             cand = Trajectories(states, actions, bwd, moves + 1, beta, torch.zeros_like(beta),
                                 torch.zeros_like(beta, dtype=torch.float64))
@@ -154,6 +181,16 @@ class LocalSearch:
         traj.raw_reward = torch.cat(found_raw).to(traj.beta.device)
         traj.log_reward = torch.cat(found_log_r).to(traj.beta.device)
         return traj
+
+
+def _first_new(objects: Tensor, p: int, known: Callable[[Tensor], Tensor] | None, seen: Tensor) -> Tensor:
+    """Rows of ``objects`` [S·P, D] (P proposals per seed, side by side): per seed, the first proposal that is
+    neither ``known`` nor in ``seen`` [n, D], else its first. Fixed shapes: a comparison and an argmax."""
+    old = (objects[:, None] == seen[None]).all(-1).any(1)
+    if known is not None:
+        old = old | known(objects)
+    first = (~old).view(-1, p).float().argmax(1)  # argmax takes the first of equal maxima
+    return torch.arange(len(first), device=objects.device) * p + first
 
 
 class _Backward:

@@ -256,7 +256,7 @@ class OnlineData(SamplingDataModule):
             if self.local_search is not None:  # M objects: fresh samples and the candidates refined from them
                 beta = self.explore_beta.sample(self._fresh, self.generator, progress)
                 return self.sampler.admit(self.local_search.round(self.sampler, beta, self.epsilon, self._seeds,
-                                                                  self.generator))
+                                                                  self.generator, self.replay.holds))
             beta = self.explore_beta.sample(self.samples_per_round, self.generator, progress)
             return self.sampler.explore(beta, self.epsilon, self.generator)  # scored objects only
         except BaseException:

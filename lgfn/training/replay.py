@@ -51,6 +51,11 @@ class Replay:
         """Whether the buffer holds enough to draw from (the official code waits for 10 objects)."""
         return len(self) >= max(self.min_size, 1)
 
+    def holds(self, x: Tensor) -> Tensor:
+        """Bool per row of ``x``: whether that object was added before (a buffer without a memory of every
+        object, such as ``fifo``, says False). Local search uses it to spend oracle calls on new objects."""
+        return torch.zeros(len(x), dtype=torch.bool, device=x.device)
+
     def state_dict(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -115,6 +120,14 @@ class ObjectReplay(Replay):
     def add(self, traj: Trajectories) -> None:
         x = traj.x
         self._insert(x, row_keys(x), traj.log_reward, traj.raw_reward)
+
+    def holds(self, x: Tensor) -> Tensor:
+        """A binary search of the sorted key index (on the device, no read-back)."""
+        if not len(self.keys):
+            return super().holds(x)
+        keys = row_keys(x).to(self.keys.device)
+        at = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        return (self.keys[at] == keys).to(x.device)
 
     def _grow(self, capacity: int) -> None:
         """Room for ``capacity`` objects (and a spare slot that takes the writes of repeated ones)."""

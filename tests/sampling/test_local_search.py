@@ -10,7 +10,7 @@ from lgfn.errors import ConfigError
 from lgfn.gflownet import GFlowNet
 from lgfn.metrics.exact import target_distribution
 from lgfn.registry import register_oracle
-from lgfn.sampling.local_search import DeterministicSearch, MetropolisSearch, acceptance_log_prob
+from lgfn.sampling.local_search import DeterministicSearch, MetropolisSearch, _first_new, acceptance_log_prob
 from lgfn.settings import build_component
 
 
@@ -162,6 +162,32 @@ def test_acceptance_of_unscored_objects_and_irreversible_moves():
     assert got.tolist() == [0.0, 0.0, -math.inf, -math.inf, -0.5]
 
 
+def test_the_first_new_proposal_of_each_seed_is_picked():
+    objects = torch.tensor([[0, 0], [0, 1], [0, 2],   # seed 0: (0, 0) known, (0, 1) seen: (0, 2)
+                            [1, 0], [1, 1], [1, 2],   # seed 1: (1, 0) is new
+                            [0, 0], [0, 1], [0, 0]])  # seed 2: none is new: its first
+    known = lambda x: (x == torch.tensor([0, 0])).all(1)  # noqa: E731
+    rows = _first_new(objects, 3, known, seen=torch.tensor([[0, 1], [5, 5]]))
+    assert rows.tolist() == [2, 3, 6]
+
+
+def test_proposals_spend_the_oracle_calls_on_objects_never_scored():
+    """With an untrained policy on a grid, a single rebuild often lands on a known object; with 32 proposals every
+    move scores one of the objects not yet known (here: those whose coordinates sum to an odd number)."""
+    known = lambda x: x.sum(1) % 2 == 0  # noqa: E731
+    new_share = {}
+    for p in (1, 32):
+        torch.manual_seed(0)
+        model = GFlowNet(task={"name": "gridworld", "ndim": 2, "height": 8}, hidden_dim=16, conditioner="logit_layer")
+        seeds = seeds_of(model, 4, 2.0)
+        search = DeterministicSearch(iterations=2, back_steps=2, proposals=p)
+        found = search.search(model.sampler, seeds, torch.Generator().manual_seed(3), known, seen=seeds.x)
+        assert len(found) == 8
+        assert_whole_trajectories(model, found)
+        new_share[p] = float((~known(found.x)).float().mean())
+    assert new_share[32] == 1.0 and new_share[1] < 0.8, new_share
+
+
 def test_back_steps_and_the_split_of_a_round():
     depth = torch.tensor([0, 1, 3, 8])
     assert DeterministicSearch(back_steps=2).back_steps_of(depth).tolist() == [0, 1, 2, 2]
@@ -179,6 +205,8 @@ def test_back_steps_and_the_split_of_a_round():
     ({"name": "mh", "back_steps": 0}, "back_steps = 0"),
     ({"name": "mh", "seeds": 0}, "seeds = 0: must be an integer >= 1"),
     ({"name": "greedy"}, "unknown local_search 'greedy'; valid names: deterministic, mh"),
+    ({"name": "deterministic", "proposals": 0}, "proposals = 0: must be an integer >= 1"),
+    ({"name": "mh", "proposals": 4}, "proposals = 4 with MetropolisSearch: choosing among rebuilds breaks"),
 ])
 def test_settings_are_checked_in_one_line(spec, needle):
     with pytest.raises(ConfigError) as err:

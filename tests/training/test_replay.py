@@ -21,6 +21,17 @@ def test_object_replay_deduplicates():
     assert set(map(tuple, r.state_dict()["x"].tolist())) == {(1, 2), (3, 4), (5, 6)}
 
 
+@pytest.mark.parametrize("kind", [ObjectReplay, PrioritizedReplay])
+def test_object_buffers_know_every_object_added_before(kind):
+    r = kind()
+    assert not r.holds(torch.tensor([[1, 2]])).any()  # empty
+    for batch in ([[1, 2], [3, 4]], [[3, 4], [5, 6], [0, 9]]):
+        r.add(_traj(torch.tensor(batch), torch.zeros(len(batch))))
+    asked = torch.tensor([[5, 6], [2, 1], [1, 2], [0, 9], [7, 7], [3, 4]])
+    assert r.holds(asked).tolist() == [True, False, True, True, False, True]
+    assert not TrajectoryReplay().holds(asked).any()  # a fifo buffer keeps no memory of every object
+
+
 def test_prioritized_draws_half_from_the_top_decile():
     r = PrioritizedReplay()
     x = torch.arange(100)[:, None]
