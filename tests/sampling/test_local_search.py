@@ -61,10 +61,11 @@ def assert_whole_trajectories(model: GFlowNet, traj) -> None:
 
 @pytest.mark.parametrize("make", [grid, sequence, lambda: sequence(ensemble=3, ensemble_data="split")],
                          ids=["grid", "sequence", "split-ensemble"])
-@pytest.mark.parametrize("name", ["deterministic", "mh"])
-def test_candidates_are_whole_scored_trajectories_at_their_seeds_beta(make, name):
+@pytest.mark.parametrize("name,proposals", [("deterministic", 1), ("mh", 1), ("deterministic", 3)])
+def test_candidates_are_whole_scored_trajectories_at_their_seeds_beta(make, name, proposals):
     model = make()
-    search = build_component("local_search", {"name": name, "iterations": 3, "back_steps": 0.5}, "data.local_search")
+    search = build_component("local_search", {"name": name, "iterations": 3, "back_steps": 0.5,
+                                              "proposals": proposals}, "data.local_search")
     seeds = seeds_of(model, 5, 2.0)
     seeds.beta = torch.tensor([1.0, 1.5, 2.0, 2.5, 3.0])
     found = search.search(model.sampler, seeds, torch.Generator().manual_seed(1))
