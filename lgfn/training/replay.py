@@ -122,12 +122,14 @@ class ObjectReplay(Replay):
         self._insert(x, row_keys(x), traj.log_reward, traj.raw_reward)
 
     def holds(self, x: Tensor) -> Tensor:
-        """A binary search of the sorted key index (on the device, no read-back)."""
         if not len(self.keys):
             return super().holds(x)
-        keys = row_keys(x).to(self.keys.device)
+        return self._held(row_keys(x).to(self.keys.device)).to(x.device)
+
+    def _held(self, keys: Tensor) -> Tensor:
+        """Which keys the index holds: a binary search of the sorted keys (on the device, no read-back)."""
         at = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
-        return (self.keys[at] == keys).to(x.device)
+        return self.keys[at] == keys
 
     def _grow(self, capacity: int) -> None:
         """Room for ``capacity`` objects (and a spare slot that takes the writes of repeated ones)."""
@@ -152,9 +154,8 @@ class ObjectReplay(Replay):
         if self._added >= len(self.x):  # geometric growth, so adds stay amortised O(batch) in copies
             self._grow(max(self._added, 2 * len(self.x), 256))
         new_keys, order = torch.sort(keys, stable=True)
-        at = torch.searchsorted(self.keys, new_keys).clamp(max=len(self.keys) - 1)
         repeat = torch.cat([new_keys.new_zeros(1, dtype=torch.bool), new_keys[1:] == new_keys[:-1]])
-        keep_sorted = (self.keys[at] != new_keys) & ~repeat
+        keep_sorted = ~self._held(new_keys) & ~repeat
         keep = torch.empty_like(keep_sorted).scatter_(0, order, keep_sorted)  # in the batch's order
         # new objects are held in the order they came (so a checkpoint's objects, added again, land where they were)
         slot = torch.where(keep, self.count + keep.long().cumsum(0) - 1, len(self.x) - 1)
