@@ -6,6 +6,8 @@ import torch
 from lgfn.compilation import AUTO_MIN_CPU_STEPS, choose
 from lgfn.gflownet import GFlowNet
 from lgfn.losses.base import loss_of, transition_rows
+from lgfn.registry import build
+from lgfn.sampling.local_search import _Backward, _walk_steps
 from lgfn.sampling.trajectories import _alpha_table, _backward_steps, _forward_steps, gumbel_noise
 
 GRID = {"name": "gridworld", "ndim": 2, "height": 4}
@@ -39,6 +41,8 @@ def test_each_program_of_a_step_is_one_graph(task, conditioner, loss, extra):
                                                gumbel_noise((env.max_steps - 1, n, env.n_bwd_actions), None,
                                                             beta.device), back_table, 0),
         torch._dynamo.explain(loss_of)(model.loss_fn, policy.members[-1], traj, transition_rows(policy, traj)),
+        torch._dynamo.explain(_walk_steps)(_Backward(env, policy, beta), x, (traj.lengths - 1).clamp(max=2),  # local search
+                                           gumbel_noise((2, n, env.n_bwd_actions), None, beta.device)),
     ]
     for report in reports:
         assert report.graph_break_count == 0, report.break_reasons
@@ -64,6 +68,19 @@ def test_compiled_training_matches_eager_on_the_same_draws():
     torch.testing.assert_close(l1, l2)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_compiled_local_search_matches_eager():
+    """A round of local search with its walks and rebuilds compiled (a grid's: chunks that end early, the MH
+    ratio) draws the same candidates as eager. (The sequence MDPs' walk is one graph: see above.)"""
+    model, search = model_of(GRID, "logit"), build("local_search", {"name": "mh", "iterations": 2, "back_steps": 2})
+    out = []
+    for compiled in (False, True):
+        model.sampler.compiled = compiled
+        out.append(search.round(model.sampler, torch.full((12,), 2.0), 0.1, 4, torch.Generator().manual_seed(3)))
+    eager, compiled = out
+    assert torch.equal(eager.states, compiled.states) and torch.equal(eager.actions, compiled.actions)
+    torch.testing.assert_close(eager.log_reward, compiled.log_reward)
 
 
 def test_auto_compiles_on_a_gpu_or_for_long_cpu_runs():

@@ -33,17 +33,13 @@ from torch import Tensor
 
 from lgfn.errors import ConfigError
 from lgfn.registry import register
-from lgfn.sampling.trajectories import Trajectories, gumbel_noise
+from lgfn.compilation import program
+from lgfn.sampling.trajectories import Trajectories, _chunks, _forward_steps, gumbel_noise
 
 if TYPE_CHECKING:
     from lgfn.envs.base import Env
-    from lgfn.models.policy import BasePolicy
+    from lgfn.models.policy import BasePolicy, Conditioning
     from lgfn.sampling.sampler import Sampler
-
-REBUILD_CHECK_EVERY = 4
-"""A grid's rebuild tests "all stopped?" after every this many steps (one read-back each); fixed-length MDPs run
-their k + 1 steps and never test."""
-
 
 class LocalSearch:
     """Back-and-forth local search from a round's fresh samples; subclasses are the acceptance filters.
@@ -145,15 +141,16 @@ class LocalSearch:
         accepted = torch.zeros((), device=beta.device)
         diverged = torch.zeros((), dtype=torch.bool, device=beta.device)
         beta_p = beta.repeat_interleave(p)  # each seed's P proposals side by side, under the seed's β
-        back = _Backward(env, policy, beta_p)
+        back, cond = _Backward(env, policy, beta_p), policy.condition(beta_p)
         k_bound = self.most_back_steps(env.max_steps - 1)
         steps = k_bound + 1 if env.fixed_length else env.max_steps  # fixed length: k tokens, then the stop
         for _ in range(self.iterations):
             k = self.back_steps_of(depth)
             path, fwd_actions, log_pb_back, nan_b = back.walk(x.repeat_interleave(p, 0), k.repeat_interleave(p),
-                                                              k_bound, gen)
+                                                              k_bound, gen, sampler.compiled)
             start, t0 = path[:, -1], depth - k
-            states, actions, bwd, log_pf_new, nan_f = _forward_from(env, policy, start, beta_p, steps, gen)
+            states, actions, bwd, log_pf_new, nan_f = _forward_from(env, policy, start, beta_p, cond, steps, gen,
+                                                                    sampler.compiled)
             if p > 1:
                 rows = _first_new(states[:, -1], p, known, seen)
                 states, actions, bwd = states[rows], actions[rows], bwd[rows]
@@ -217,30 +214,36 @@ class _Backward:
                 out.append(part.backward_log_probs(sub, beta, (emb, scale)))
         return out[0] if len(out) == 1 else torch.cat(out)
 
-    def walk(self, x: Tensor, k: Tensor, k_bound: int,
-             generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def walk(self, x: Tensor, k: Tensor, k_bound: int, generator: torch.Generator | None,
+             compiled: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """k[i] steps back from x[i] with P_B (k_bound for all, rows past their k staying): (states x, parent, ...,
-        [S, k_bound + 1, D], the forward actions undone [S, k_bound] (−1 past k), Σ log P_B [S], diverged)."""
+        [S, k_bound + 1, D], the forward actions undone [S, k_bound] (−1 past k), Σ log P_B [S], diverged). The
+        steps are one program with ``compiled`` (:func:`_walk_steps`)."""
         gumbel = gumbel_noise((k_bound, len(x), self.env.n_bwd_actions), generator, x.device)
-        s, path, fwd, log_pb = x, [x], [], torch.zeros(len(x), device=x.device)
-        nan_any = torch.zeros((), dtype=torch.bool, device=x.device)
-        for j, noise in enumerate(gumbel):
-            lp = self.log_probs(s)
-            go = j < k
-            nan = lp[:, 0].isnan() & go
-            b = (lp + noise).argmax(1)
-            parents, a = self.env.backward_step(s, b)
-            go = go & ~nan
-            s = torch.where(go[:, None], parents, s)
-            path.append(s), fwd.append(torch.where(go, a, -1))
-            log_pb = log_pb + torch.where(go, lp.gather(1, b[:, None]).squeeze(1), 0.0)
-            nan_any = nan_any | nan.any()
-        return torch.stack(path, 1), torch.stack(fwd, 1), log_pb, nan_any
+        return program(_walk_steps, compiled)(self, x, k, gumbel)
 
     def log_pb_of(self, children: Tensor, bwd_actions: Tensor) -> Tensor:
         """Σ_j log P_B(bwd_actions[:, j] | children[:, j]; β) over the valid (>= 0) actions: [S]."""
         lp = self.log_probs(children).gather(2, bwd_actions.clamp(min=0)[..., None]).squeeze(2)
         return torch.where(bwd_actions >= 0, lp, 0.0).sum(1)
+
+
+def _walk_steps(back: _Backward, x: Tensor, k: Tensor, gumbel: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The steps of :meth:`_Backward.walk` with its noise given: fixed-shape tensor code, one compiled program."""
+    s, path, fwd, log_pb = x, [x], [], torch.zeros(len(x), device=x.device)
+    nan_any = torch.zeros((), dtype=torch.bool, device=x.device)
+    for j, noise in enumerate(gumbel):
+        lp = back.log_probs(s)
+        go = j < k
+        nan = lp[:, 0].isnan() & go
+        b = (lp + noise).argmax(1)
+        parents, a = back.env.backward_step(s, b)
+        go = go & ~nan
+        s = torch.where(go[:, None], parents, s)
+        path.append(s), fwd.append(torch.where(go, a, -1))
+        log_pb = log_pb + torch.where(go, lp.gather(1, b[:, None]).squeeze(1), 0.0)
+        nan_any = nan_any | nan.any()
+    return torch.stack(path, 1), torch.stack(fwd, 1), log_pb, nan_any
 
 
 @register("local_search", "deterministic")
@@ -274,41 +277,34 @@ def _finite_or_low(log_reward: Tensor) -> Tensor:
     return torch.nan_to_num(log_reward, nan=-math.inf)
 
 
-def _forward_from(env: "Env", policy: "BasePolicy", s: Tensor, beta: Tensor, steps: int,
-                  generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _forward_from(env: "Env", policy: "BasePolicy", s: Tensor, beta: Tensor, cond: "Conditioning", steps: int,
+                  generator: torch.Generator | None, compiled: bool = False
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Up to ``steps`` actions of P_F(·|β) from states ``s`` (on-policy, as the paper's rebuild): (states
     [n, steps + 1, D], actions (−1 once stopped) [n, steps], backward actions [n, steps], Σ log P_F of the actions
-    taken [n], diverged). On a fixed-length MDP the last step is the stop, which runs no network."""
+    taken [n], diverged). The steps are a rollout's (:func:`~lgfn.sampling.trajectories._forward_steps`, compiled
+    with ``compiled``): on a levelled MDP every row starts ``steps`` levels before the end (k back-steps from whole
+    objects, then the stop, which runs no network); a grid's rebuild tests "all stopped?" after each chunk."""
     n, device = len(s), s.device
     gumbel = gumbel_noise((steps, n, env.n_actions), generator, device)
-    cond = policy.condition(beta)
     done = torch.zeros(n, dtype=torch.bool, device=device)
     diverged = torch.zeros((), dtype=torch.bool, device=device)
     log_pf = torch.zeros(n, device=device)
-    states, actions, bwd = [s], [], []
-    for t, noise in enumerate(gumbel):
-        if env.fixed_length and t == steps - 1:  # every row is whole: only the stop is allowed
-            log_probs = torch.where(env.forward_mask(s), 0.0, -math.inf)
-        else:
-            log_probs = policy.forward_log_probs(s, beta, cond)
-        nan = log_probs[:, 0].isnan() & ~done
-        a = torch.where(nan, env.stop_action, (log_probs + noise).argmax(1))
-        log_pf = log_pf + torch.where(done | nan, 0.0, log_probs.gather(1, a[:, None]).squeeze(1))
-        moves = ~done & (a != env.stop_action)
-        safe = torch.where(moves, a, 0)
-        bwd.append(torch.where(moves, env.bwd_action_of(s, safe), -1))
-        actions.append(torch.where(done, -1, a))
-        s = torch.where(moves[:, None], env.step(s, safe), s)
-        states.append(s)
-        done, diverged = done | ~moves, diverged | nan.any()
-        if not env.fixed_length and (t + 1) % REBUILD_CHECK_EVERY == 0 and t + 1 < steps and bool(done.all()):
+    states, actions, bwd = [s[:, None]], [], []
+    level = env.max_steps - steps if env.levelled else 0
+    run = program(_forward_steps, compiled)
+    for a, b in _chunks(env, steps):
+        chunk, act, back, done, nan, lp = run(env, policy, s, done, beta, cond, gumbel[a:b], 0.0, (None, 0),
+                                              level + a if env.levelled else 0)
+        states.append(chunk), actions.append(act), bwd.append(back)
+        s, diverged, log_pf = chunk[:, -1].contiguous(), diverged | nan, log_pf + lp
+        if not env.fixed_length and b < steps and bool(done.all()):
             break
-    pad = steps - len(actions)  # a grid's rebuild that ended early: pad to the fixed width
+    pad = steps - sum(t.shape[1] for t in actions)  # a grid's rebuild that ended early: pad to the fixed width
     if pad:
-        states += [s] * pad
-        actions += [torch.full_like(actions[0], -1)] * pad
-        bwd += [torch.full_like(bwd[0], -1)] * pad
-    return torch.stack(states, 1), torch.stack(actions, 1), torch.stack(bwd, 1), log_pf, diverged
+        states.append(s[:, None].expand(-1, pad, -1))
+        actions.append(actions[0].new_full((n, pad), -1)), bwd.append(bwd[0].new_full((n, pad), -1))
+    return torch.cat(states, 1), torch.cat(actions, 1), torch.cat(bwd, 1), log_pf, diverged
 
 
 def _log_pf_of(policy: "BasePolicy", path: Tensor, fwd_actions: Tensor, x: Tensor, beta: Tensor,

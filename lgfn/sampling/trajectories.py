@@ -145,13 +145,15 @@ def _chunks(env: Env, steps: int) -> list[tuple[int, int]]:
 def _forward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: Tensor, cond: Conditioning,
                    gumbel: Tensor, epsilon: float, table: Table, start: int) -> tuple[Tensor, ...]:
     """``len(gumbel)`` steps of every row from step ``start``: (states after each [n, k, D], actions taken (−1 once
-    done) [n, k], backward actions [n, k], done, whether a row's probabilities were NaN).
+    done) [n, k], backward actions [n, k], done, whether a row's probabilities were NaN, Σ log-probability of the
+    actions drawn [n] (of the ε-mixed policy: local search's rebuilds, at ε = 0, need P_F's)).
 
     Pure fixed-shape tensor code with the noise given: the unit that ``model.compile`` compiles (a chunk as one
     program: a compiled call costs tens of µs, a step of a small batch not much more). The last step of a
     levelled MDP (stop only) runs no network."""
     states, actions, bwd = [], [], []
     nan_any = torch.zeros((), dtype=torch.bool, device=s.device)
+    log_p = torch.zeros(len(s), device=s.device)
     for t, noise in enumerate(gumbel, start):
         if env.levelled and t == env.max_steps - 1:
             log_probs = torch.where(env.forward_mask(s), 0.0, float("-inf"))
@@ -160,6 +162,7 @@ def _forward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: 
             log_probs = _mix_uniform(policy.forward_log_probs(s, beta, cond, alpha), epsilon)
         nan = log_probs[:, 0].isnan() & ~done  # a NaN logit makes its whole row NaN (log_softmax)
         a = torch.where(nan, env.stop_action, _draw(log_probs, noise))
+        log_p = log_p + torch.where(done | nan, 0.0, log_probs.gather(1, a[:, None]).squeeze(1))
         moves = ~done & (a != env.stop_action)
         safe = torch.where(moves, a, 0)  # a finished or stopping row steps nowhere: any in-range action will do
         bwd.append(torch.where(moves, env.bwd_action_of(s, safe), -1))
@@ -167,7 +170,7 @@ def _forward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: 
         s = torch.where(moves[:, None], env.step(s, safe), s)
         states.append(s)
         done, nan_any = done | ~moves, nan_any | nan.any()
-    return torch.stack(states, 1), torch.stack(actions, 1), torch.stack(bwd, 1), done, nan_any
+    return torch.stack(states, 1), torch.stack(actions, 1), torch.stack(bwd, 1), done, nan_any, log_p
 
 
 @torch.no_grad()
@@ -201,7 +204,7 @@ def sample_forward(
     steps = program(_forward_steps, compiled)
     for start, stop in _chunks(env, T):
         first = start if env.levelled else 0  # what the steps' plan depends on (a compiled chunk specialises on it)
-        chunk, a, b, done, nan = steps(env, policy, s, done, beta, cond, gumbel[start:stop], epsilon, table, first)
+        chunk, a, b, done, nan, _ = steps(env, policy, s, done, beta, cond, gumbel[start:stop], epsilon, table, first)
         states.append(chunk), actions.append(a), bwd.append(b)
         s, diverged = chunk[:, -1].contiguous(), diverged | nan  # contiguous: one program for every chunk
         if not env.fixed_length and stop < T and bool(done.all()):
