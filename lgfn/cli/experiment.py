@@ -8,7 +8,7 @@ from pathlib import Path
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("experiment", help="run an experiment of configs/experiments/ and write its report")
-    p.add_argument("name", help="stability, offline, generalisation, modes, online_budget, grid, "
+    p.add_argument("name", help="stability, offline, generalisation, modes, online_budget, seh_explore, grid, "
                                 "or a path to an experiment YAML")
     p.add_argument("--profile", choices=("quick", "full"), default="quick",
                    help="quick: tiny budgets (minutes); full: the method's settings")

@@ -131,9 +131,9 @@ class BasePolicy(nn.Module, ABC):
         parts = []
         if k:
             table = net(env.prefix_states(first + k, states.device))
-            parts.append(table[..., env.prefix_index(states[:, :k].flatten(0, 1), first + k), :].unflatten(-2, (B, k)))
+            parts.append(_rows_as(table[..., env.prefix_index(states[:, :k].flatten(0, 1), first + k), :], B, k))
         if k < real:
-            parts.append(net(states[:, k:real].flatten(0, 1)).unflatten(-2, (B, real - k)))
+            parts.append(_rows_as(net(states[:, k:real].flatten(0, 1)), B, real - k))
         parts.append(parts[-1].new_zeros(*parts[-1].shape[:-3], B, 1, parts[-1].shape[-1]))
         return torch.cat(parts, -2).flatten(-3, -2)
 
@@ -340,3 +340,9 @@ class PolicyEnsemble(BasePolicy):
             for name, params in member.parameter_groups().items():
                 groups.setdefault(name, []).extend(params)
         return groups
+
+
+def _rows_as(t: Tensor, b: int, k: int) -> Tensor:
+    """[..., B·k, A] as [..., B, k, A]. (``Tensor.unflatten`` would do, but TorchDynamo cannot trace it under a
+    TorchFunctionMode, which :mod:`lgfn.profiling` counts read-backs with.)"""
+    return t.reshape(*t.shape[:-2], b, k, t.shape[-1])

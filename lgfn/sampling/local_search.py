@@ -10,7 +10,8 @@ steps back with P_B (a split ensemble's member walks its own rows), rebuilds wit
 scores the S candidates in one oracle call; after the last move, one batched P_B rollout draws every candidate's
 trajectory (trained on like a replayed object's). On fixed-length MDPs (sequences, block strings) nothing is read
 back to the host beyond what scoring does, and the rebuild's last step (the stop) runs no network; on a grid the
-rebuild tests "all stopped?" every few steps, as rollouts do.
+rebuild tests "all stopped?" every few steps, as rollouts do. The walk and the rebuild are each one compiled
+program under ``model.compile`` (the rebuild runs a rollout's steps, :func:`~lgfn.sampling.trajectories._forward_steps`).
 
 The Metropolis–Hastings ratio is the path-wise one of the paper: with b the walk back x → s and f the rebuild
 s → x' (the stop included),

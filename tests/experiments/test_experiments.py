@@ -101,6 +101,7 @@ def test_runner_is_resumable_and_cells_rerun_by_hand(tmp_path):
                                         ("offline", ["offline_tfbind8.png", "offline_qm9.png"]),
                                         ("generalisation", ["offline_tfbind8.png"]),
                                         ("online_budget", ["modes_tfbind8.png"]),
+                                        ("seh_explore", ["modes_seh.png"]),
                                         ("modes", ["modes_tfbind8.png", "modes_qm9.png"]),
                                         ("grid", ["grid_heatmaps.png"])])
 def test_quick_profile_writes_report(tmp_path, name, plots):
