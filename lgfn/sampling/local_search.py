@@ -296,7 +296,7 @@ def _forward_from(env: "Env", policy: "BasePolicy", s: Tensor, beta: Tensor, con
     run = program(_forward_steps, compiled)
     for a, b in _chunks(env, steps):
         chunk, act, back, done, nan, lp = run(env, policy, s, done, beta, cond, gumbel[a:b], 0.0, (None, 0),
-                                              level + a if env.levelled else 0)
+                                              level + a if env.levelled else 0, True)
         states.append(chunk), actions.append(act), bwd.append(back)
         s, diverged, log_pf = chunk[:, -1].contiguous(), diverged | nan, log_pf + lp
         if not env.fixed_length and b < steps and bool(done.all()):

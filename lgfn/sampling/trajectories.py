@@ -143,17 +143,19 @@ def _chunks(env: Env, steps: int) -> list[tuple[int, int]]:
 
 
 def _forward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: Tensor, cond: Conditioning,
-                   gumbel: Tensor, epsilon: float, table: Table, start: int) -> tuple[Tensor, ...]:
+                   gumbel: Tensor, epsilon: float, table: Table, start: int, sum_log_p: bool = False
+                   ) -> tuple[Tensor, ...]:
     """``len(gumbel)`` steps of every row from step ``start``: (states after each [n, k, D], actions taken (−1 once
-    done) [n, k], backward actions [n, k], done, whether a row's probabilities were NaN, Σ log-probability of the
-    actions drawn [n] (of the ε-mixed policy: local search's rebuilds, at ε = 0, need P_F's)).
+    done) [n, k], backward actions [n, k], done, whether a row's probabilities were NaN, and with ``sum_log_p``
+    the Σ log-probability of the actions drawn [n] (of the ε-mixed policy: local search's rebuilds, at ε = 0,
+    need P_F's), else None).
 
     Pure fixed-shape tensor code with the noise given: the unit that ``model.compile`` compiles (a chunk as one
     program: a compiled call costs tens of µs, a step of a small batch not much more). The last step of a
     levelled MDP (stop only) runs no network."""
     states, actions, bwd = [], [], []
     nan_any = torch.zeros((), dtype=torch.bool, device=s.device)
-    log_p = torch.zeros(len(s), device=s.device)
+    log_p = torch.zeros(len(s), device=s.device) if sum_log_p else None
     for t, noise in enumerate(gumbel, start):
         if env.levelled and t == env.max_steps - 1:
             log_probs = torch.where(env.forward_mask(s), 0.0, float("-inf"))
@@ -162,7 +164,8 @@ def _forward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: 
             log_probs = _mix_uniform(policy.forward_log_probs(s, beta, cond, alpha), epsilon)
         nan = log_probs[:, 0].isnan() & ~done  # a NaN logit makes its whole row NaN (log_softmax)
         a = torch.where(nan, env.stop_action, _draw(log_probs, noise))
-        log_p = log_p + torch.where(done | nan, 0.0, log_probs.gather(1, a[:, None]).squeeze(1))
+        if log_p is not None:
+            log_p = log_p + torch.where(done | nan, 0.0, log_probs.gather(1, a[:, None]).squeeze(1))
         moves = ~done & (a != env.stop_action)
         safe = torch.where(moves, a, 0)  # a finished or stopping row steps nowhere: any in-range action will do
         bwd.append(torch.where(moves, env.bwd_action_of(s, safe), -1))
