@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from lgfn import plugins, registry, settings
 from lgfn.checkpoints import FORMAT, load_model
 from lgfn.errors import TrainingError
-from lgfn.compilation import choose, program
+from lgfn.compilation import choose, is_cached, program, programs_key, remember
 from lgfn.losses.base import FlowTerms, Loss, flow_terms, loss_of, transition_rows
 from lgfn.metrics.evaluation import evaluate, log_heatmap
 from lgfn.models.policy import BasePolicy, Policy, PolicyEnsemble
@@ -63,6 +63,7 @@ class GFlowNet(LightningModule):
         self.nonfinite = NonFiniteGuard(specs["nonfinite_patience"])  # steps skipped for a non-finite loss or gradient
         self._loss_finite: Tensor | None = None  # the current step's, set by training_step
         self.compiled_loss = False  # the loss with its backward as a compiled program (see on_fit_start)
+        self._programs = ""  # what this fit compiles, as a cache key (see on_fit_start)
 
     def _save_settings(self, settings: dict[str, Any]) -> None:
         """The checked settings as the model's hyper-parameters. They are given whole, with the outermost frame
@@ -154,12 +155,15 @@ class GFlowNet(LightningModule):
         total = getattr(self.trainer.datamodule, "total_steps", None)
         if self.trainer.max_steps is not None and self.trainer.max_steps >= 0:
             total = min(total, self.trainer.max_steps) if total is not None else self.trainer.max_steps
-        self.sampler.compiled, why = choose(self.hparams.compile, self.device, total)
+        self._programs = programs_key(self.hparams, self.trainer.datamodule, self.device)
+        self.sampler.compiled, why = choose(self.hparams.compile, self.device, total, is_cached(self._programs))
         self.compiled_loss = self.sampler.compiled
         log.info("model.compile %s: %s", self.hparams.compile, why)
 
     def on_fit_end(self) -> None:
         self.sampler.defer_checks = False
+        if self.sampler.compiled and self.trainer.is_global_zero:
+            remember(self._programs)  # a later run of the same programs finds them compiled (compile: auto)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         lrs = {"policy": self.hparams.lr_policy, "z": self.hparams.lr_z,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lgfn.compilation import AUTO_MIN_CPU_STEPS, choose
+from lgfn.compilation import AUTO_MIN_CACHED_CPU_STEPS, AUTO_MIN_CPU_STEPS, choose
 from lgfn.gflownet import GFlowNet
 from lgfn.losses.base import loss_of, transition_rows
 from lgfn.registry import build
@@ -89,3 +89,13 @@ def test_auto_compiles_on_a_gpu_or_for_long_cpu_runs():
     on, why = choose("auto", cpu, 4000)
     assert not on and "4000 steps" in why and "model.compile: true" in why
     assert choose(True, cpu, 10) == (True, "as set") and choose(False, cuda, 10**9) == (False, "as set")
+
+
+def test_auto_compiles_a_shorter_cpu_run_once_its_programs_are_cached():
+    cpu = torch.device("cpu")
+    assert choose("auto", cpu, AUTO_MIN_CACHED_CPU_STEPS, cached=True)[0]
+    on, why = choose("auto", cpu, AUTO_MIN_CACHED_CPU_STEPS - 1, cached=True)
+    assert not on and "once a run" not in why
+    on, why = choose("auto", cpu, AUTO_MIN_CACHED_CPU_STEPS, cached=False)
+    assert not on and "once a run with model.compile: true has cached these programs" in why
+

@@ -30,12 +30,13 @@ import math
 from typing import TYPE_CHECKING, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from lgfn.errors import ConfigError
 from lgfn.registry import register
 from lgfn.compilation import program
-from lgfn.sampling.trajectories import Trajectories, _chunks, _forward_steps, gumbel_noise
+from lgfn.sampling.trajectories import Trajectories, gumbel_noise, roll_forward
 
 if TYPE_CHECKING:
     from lgfn.envs.base import Env
@@ -283,29 +284,19 @@ def _forward_from(env: "Env", policy: "BasePolicy", s: Tensor, beta: Tensor, con
                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Up to ``steps`` actions of P_F(·|β) from states ``s`` (on-policy, as the paper's rebuild): (states
     [n, steps + 1, D], actions (−1 once stopped) [n, steps], backward actions [n, steps], Σ log P_F of the actions
-    taken [n], diverged). The steps are a rollout's (:func:`~lgfn.sampling.trajectories._forward_steps`, compiled
+    taken [n], diverged). The steps are a rollout's (:func:`~lgfn.sampling.trajectories.roll_forward`, compiled
     with ``compiled``): on a levelled MDP every row starts ``steps`` levels before the end (k back-steps from whole
     objects, then the stop, which runs no network); a grid's rebuild tests "all stopped?" after each chunk."""
-    n, device = len(s), s.device
-    gumbel = gumbel_noise((steps, n, env.n_actions), generator, device)
-    done = torch.zeros(n, dtype=torch.bool, device=device)
-    diverged = torch.zeros((), dtype=torch.bool, device=device)
-    log_pf = torch.zeros(n, device=device)
-    states, actions, bwd = [s[:, None]], [], []
+    n = len(s)
+    gumbel = gumbel_noise((steps, n, env.n_actions), generator, s.device)
     level = env.max_steps - steps if env.levelled else 0
-    run = program(_forward_steps, compiled)
-    for a, b in _chunks(env, steps):
-        chunk, act, back, done, nan, lp = run(env, policy, s, done, beta, cond, gumbel[a:b], 0.0, (None, 0),
-                                              level + a if env.levelled else 0, True)
-        states.append(chunk), actions.append(act), bwd.append(back)
-        s, diverged, log_pf = chunk[:, -1].contiguous(), diverged | nan, log_pf + lp
-        if not env.fixed_length and b < steps and bool(done.all()):
-            break
-    pad = steps - sum(t.shape[1] for t in actions)  # a grid's rebuild that ended early: pad to the fixed width
+    states, actions, bwd, diverged, log_pf = roll_forward(env, policy, s, beta, cond, gumbel, 0.0, (None, 0), level,
+                                                          compiled, sum_log_p=True)
+    pad = steps - actions.shape[1]  # a grid's rebuild that ended early: pad to the fixed width
     if pad:
-        states.append(s[:, None].expand(-1, pad, -1))
-        actions.append(actions[0].new_full((n, pad), -1)), bwd.append(bwd[0].new_full((n, pad), -1))
-    return torch.cat(states, 1), torch.cat(actions, 1), torch.cat(bwd, 1), log_pf, diverged
+        states = torch.cat([states, states[:, -1:].expand(-1, pad, -1)], 1)
+        actions, bwd = F.pad(actions, (0, pad), value=-1), F.pad(bwd, (0, pad), value=-1)
+    return states, actions, bwd, log_pf, diverged
 
 
 def _log_pf_of(policy: "BasePolicy", path: Tensor, fwd_actions: Tensor, x: Tensor, beta: Tensor,

@@ -196,27 +196,39 @@ def sample_forward(
     finite for some unfinished row (those rows stop there); the caller raises :func:`diverged_error` on it.
     """
     n, device = len(beta), beta.device
-    T = env.max_steps
-    gumbel = gumbel_noise((T, n, env.n_actions), generator, device)
-    s = env.initial(n, device)
-    states, actions, bwd = [s[:, None]], [], []
+    gumbel = gumbel_noise((env.max_steps, n, env.n_actions), generator, device)
+    table = _alpha_table(env, policy, n, device)
+    states, actions, bwd, diverged, _ = roll_forward(env, policy, env.initial(n, device), beta, policy.condition(beta),
+                                                     gumbel, epsilon, table, 0, compiled)
+    lengths = (actions >= 0).sum(1)  # actions are −1 after the stop; every row stops by max_steps
+    zeros = torch.zeros(n, device=device)
+    return Trajectories(states, actions, bwd, lengths, beta, zeros, zeros.double()), diverged
+
+
+def roll_forward(env: Env, policy: BasePolicy, s: Tensor, beta: Tensor, cond: Conditioning, gumbel: Tensor,
+                 epsilon: float, table: Table, level: int, compiled: bool, sum_log_p: bool = False
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+    """Up to ``len(gumbel)`` forward steps from states ``s`` (at ``level`` of a levelled MDP), chunk by chunk
+    (:func:`_chunks`, each chunk :func:`_forward_steps`, compiled with ``compiled``): (states [n, k + 1, D],
+    actions [n, k], backward actions [n, k], diverged, Σ log-probability of the draws if ``sum_log_p``). k is
+    the steps run: a variable-length MDP's rollout ends early once every row has stopped (one read-back a chunk).
+    Rollouts start at s0; local search's rebuilds part-way."""
+    n, device, steps = len(s), s.device, len(gumbel)
     done = torch.zeros(n, dtype=torch.bool, device=device)
     diverged = torch.zeros((), dtype=torch.bool, device=device)
-    cond = policy.condition(beta)
-    table = _alpha_table(env, policy, n, device)
-    steps = program(_forward_steps, compiled)
-    for start, stop in _chunks(env, T):
-        first = start if env.levelled else 0  # what the steps' plan depends on (a compiled chunk specialises on it)
-        chunk, a, b, done, nan, _ = steps(env, policy, s, done, beta, cond, gumbel[start:stop], epsilon, table, first)
+    log_p = torch.zeros(n, device=device) if sum_log_p else None
+    states, actions, bwd = [s[:, None]], [], []
+    run = program(_forward_steps, compiled)
+    for start, stop in _chunks(env, steps):
+        first = level + start if env.levelled else 0  # what the steps' plan depends on (a compiled chunk specialises)
+        chunk, a, b, done, nan, lp = run(env, policy, s, done, beta, cond, gumbel[start:stop], epsilon, table, first,
+                                         sum_log_p)
         states.append(chunk), actions.append(a), bwd.append(b)
         s, diverged = chunk[:, -1].contiguous(), diverged | nan  # contiguous: one program for every chunk
-        if not env.fixed_length and stop < T and bool(done.all()):
+        log_p = log_p + lp if log_p is not None else None
+        if not env.fixed_length and stop < steps and bool(done.all()):
             break
-    actions_t = torch.cat(actions, 1)
-    lengths = (actions_t >= 0).sum(1)  # actions are −1 after the stop; every row stops by max_steps
-    zeros = torch.zeros(n, device=device)
-    traj = Trajectories(torch.cat(states, 1), actions_t, torch.cat(bwd, 1), lengths, beta, zeros, zeros.double())
-    return traj, diverged
+    return torch.cat(states, 1), torch.cat(actions, 1), torch.cat(bwd, 1), diverged, log_p
 
 
 def _backward_steps(env: Env, policy: BasePolicy, s: Tensor, done: Tensor, beta: Tensor, cond: Conditioning,

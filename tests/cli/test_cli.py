@@ -147,3 +147,26 @@ def test_registry_command(capsys):
     assert main(["registry"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1] == "conditioner: layer, logit, logit_layer, logit_official, none, thermometer"
+
+
+def test_fit_remembers_its_compiled_programs_for_auto_runs_of_the_same_config(tmp_path, monkeypatch, caplog):
+    """``lgfn fit`` with ``model.compile: true`` notes its programs; a later ``auto`` run of the same model and
+    data (another length and seed) compiles from the cache, another width does not."""
+    from lgfn import compilation
+
+    monkeypatch.setenv("LGFN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(compilation, "AUTO_MIN_CACHED_CPU_STEPS", 10)  # the tiny runs below count as long
+    cfg = write_config(tmp_path, **{"model.eval_betas": [1.0]})
+
+    def fit(run: str, *changes: str) -> str:
+        caplog.clear()
+        assert main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path / run), *changes]) == 0
+        return next(r.getMessage() for r in caplog.records if r.getMessage().startswith("model.compile"))
+
+    assert fit("first", "--model.compile", "true") == "model.compile True: as set"
+    assert len(list((tmp_path / "cache" / "compiled").glob("*.json"))) == 1
+    assert fit("again", "--data.init_args.rounds", "10", "--seed_everything", "3").startswith(
+        "model.compile auto: these programs were compiled before")
+    assert fit("wider", "--model.hidden_dim", "8", "--trainer.max_steps", "10").startswith(
+        "model.compile auto: 10 steps on a CPU are too few")
+    assert len(list((tmp_path / "cache" / "compiled").glob("*.json"))) == 1  # an eager run notes nothing
