@@ -75,11 +75,13 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
-def programs_key(hparams: Mapping[str, Any], data: object | None, device: torch.device) -> str:
-    """What a run compiles, as a name: lgfn's code, torch's version, the device, and every model and data
-    setting that is not a learning rate, a seed or the run's length (a key too narrow only misses the cache)."""
+def programs_key(hparams: Mapping[str, Any], data: object | None, device: torch.device, precision: str) -> str:
+    """What a run compiles, as a name: lgfn's code, torch's version, the device and precision, and every model
+    and data setting that is not a learning rate, a seed or the run's length (a key too narrow only misses the
+    cache)."""
     model = {k: v for k, v in hparams.items() if k not in _KEY_IGNORES and not k.startswith("lr_")}
-    parts = {"lgfn": _source_digest(), "torch": torch.__version__, "device": device.type, "model": model,
+    parts = {"lgfn": _source_digest(), "torch": torch.__version__, "device": device.type, "precision": precision,
+             "model": model,
              "data": [type(data).__qualname__, _scalars(data)] if data is not None else None}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:24]
 

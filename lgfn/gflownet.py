@@ -155,7 +155,8 @@ class GFlowNet(LightningModule):
         total = getattr(self.trainer.datamodule, "total_steps", None)
         if self.trainer.max_steps is not None and self.trainer.max_steps >= 0:
             total = min(total, self.trainer.max_steps) if total is not None else self.trainer.max_steps
-        self._programs = programs_key(self.hparams, self.trainer.datamodule, self.device)
+        self._programs = programs_key(self.hparams, self.trainer.datamodule, self.device,
+                                      str(self.trainer.precision))
         self.sampler.compiled, why = choose(self.hparams.compile, self.device, total, is_cached(self._programs))
         self.compiled_loss = self.sampler.compiled
         log.info("model.compile %s: %s", self.hparams.compile, why)

@@ -99,3 +99,23 @@ def test_auto_compiles_a_shorter_cpu_run_once_its_programs_are_cached():
     on, why = choose("auto", cpu, AUTO_MIN_CACHED_CPU_STEPS, cached=False)
     assert not on and "once a run with model.compile: true has cached these programs" in why
 
+
+
+def test_the_programs_key_names_what_is_compiled_and_nothing_else():
+    """Learning rates, seeds and the run's length change no compiled program; widths, batch shapes, local
+    search's walks and the precision do."""
+    from lgfn.compilation import programs_key
+    from lgfn.training.datamodules import OnlineData
+
+    cpu = torch.device("cpu")
+    search = {"name": "deterministic", "iterations": 2, "back_steps": 2}
+
+    def key(model: dict | None = None, precision: str = "32-true", **data) -> str:
+        hparams = {"task": GRID, "hidden_dim": 16, "lr_policy": 1e-4, "compile": "auto", **(model or {})}
+        return programs_key(hparams, OnlineData(**{"local_search": search, **data}), cpu, precision)
+
+    base = key()
+    assert base == key({"lr_policy": 3e-3, "compile": True}, rounds=7, seed=5)
+    changed = [key({"hidden_dim": 32}), key(batch_size=16), key(local_search={**search, "iterations": 3}),
+               key(precision="bf16-mixed")]
+    assert len({base, *changed}) == 5
