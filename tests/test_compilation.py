@@ -119,3 +119,24 @@ def test_the_programs_key_names_what_is_compiled_and_nothing_else():
     changed = [key({"hidden_dim": 32}), key(batch_size=16), key(local_search={**search, "iterations": 3}),
                key(precision="bf16-mixed")]
     assert len({base, *changed}) == 5
+
+
+def test_a_lost_or_damaged_note_of_compiled_programs_is_a_cache_miss(tmp_path, monkeypatch, caplog):
+    from lgfn.compilation import _marker, is_cached, remember
+
+    monkeypatch.setenv("LGFN_CACHE_DIR", str(tmp_path))
+    assert not is_cached("k")
+    remember("k")
+    assert is_cached("k")
+    _marker("k").write_text("{not json")
+    assert not is_cached("k")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "elsewhere"))  # inductor now keeps another cache
+    remember("j")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    assert not is_cached("j")
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "compiled").write_text("a file where the notes' folder would be")
+    monkeypatch.setenv("LGFN_CACHE_DIR", str(blocked))
+    remember("i")  # cannot be written: a warning, and the run goes on
+    assert "could not note the compiled programs" in caplog.text
