@@ -76,8 +76,8 @@ def test_a_grid_reads_back_only_where_its_trajectories_end(monkeypatch, tmp_path
     nothing else reads back."""
     sites = quiet_readbacks(monkeypatch, tmp_path, "gridworld.yaml", "--model.task",
                             "{name: gridworld, ndim: 2, height: 4}")
-    assert set(sites) <= {"sample_forward", "sample_backward", "transition_rows", "__len__"}, sites
-    assert sites["sample_forward"] > 0 and sites["sample_backward"] > 0 and sites["__len__"] <= 2
+    assert set(sites) <= {"roll_forward", "sample_backward", "transition_rows", "__len__"}, sites
+    assert sites["roll_forward"] > 0 and sites["sample_backward"] > 0 and sites["__len__"] <= 2
     assert 0 < sites["transition_rows"] <= 22  # at most once a step, in the 22 steps that do not log
 
 
